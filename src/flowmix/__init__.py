@@ -1,0 +1,17 @@
+"""flowmix: clustering and density estimation with mixtures of normalizing flows."""
+
+from flowmix.mixture import FlowMixture
+
+__version__ = "0.1.0"
+
+__all__ = ["FlowMixture", "load_dataset", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so that `import flowmix` stays fast and the estimator never pulls in
+    # the data-set code.
+    if name == "load_dataset":
+        from flowmix.datasets import load_dataset
+
+        return load_dataset
+    raise AttributeError(f"module 'flowmix' has no attribute {name!r}")

@@ -1,0 +1,127 @@
+"""Masked linear layers with a leading *stack* axis, and the MADE network built from them.
+
+Every parameter tensor carries a leading axis of size ``S`` (the stack): one slice per
+independent network. flowmix stacks the ``K`` components of a mixture and the ``R`` restarts of
+``n_init`` on this axis (``S = R * K``), so one ``bmm`` per layer evaluates all of them at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "elu": nn.functional.elu,
+    "gelu": nn.functional.gelu,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def input_degrees(dim: int) -> Tensor:
+    """Degrees 1..D of the inputs in natural order, shape (D,)."""
+    return torch.arange(1, dim + 1)
+
+
+def hidden_degrees(dim: int, n_hidden: int) -> Tensor:
+    """Degrees of hidden units spread evenly over 1..max(D-1, 1), shape (n_hidden,).
+
+    A hidden unit of degree ``m`` may see inputs 1..m, so no unit needs degree D (it could
+    feed no output).
+    """
+    top = max(dim - 1, 1)
+    return (torch.arange(n_hidden) * top // n_hidden + 1).clamp(max=top)
+
+
+def made_masks(dim: int, hidden: Sequence[int], n_params: int) -> list[Tensor]:
+    """Connectivity masks of a MADE, one (in, out) float tensor per layer.
+
+    Output unit ``j`` belongs to dimension ``j % D`` (layout ``[param_0(D), param_1(D), ...]``)
+    and may only depend on inputs of strictly lower degree: this makes the network's Jacobian
+    strictly lower-triangular.
+    """
+    degrees = [input_degrees(dim)]
+    for width in hidden:
+        degrees.append(hidden_degrees(dim, width))
+    masks = [(deg_out[None, :] >= deg_in[:, None]).float() for deg_in, deg_out in zip(degrees, degrees[1:])]
+    out_degrees = input_degrees(dim).repeat(n_params)
+    masks.append((out_degrees[None, :] > degrees[-1][:, None]).float())
+    return masks
+
+
+class StackedMaskedLinear(nn.Module):
+    """``S`` independent masked linear maps ``y_s = x_s @ (W_s * M) + b_s``.
+
+    Weights are Glorot-uniform over the full (in, out) matrix and biases start at zero, as
+    Keras initialises the paper's MADE.
+
+    Shapes:
+        weight: (S, in, out); bias: (S, out); mask: (in, out), shared by the stack.
+    """
+
+    def __init__(self, n_stack: int, mask: Tensor, generator: torch.Generator | None = None):
+        super().__init__()
+        n_in, n_out = mask.shape
+        limit = math.sqrt(6.0 / (n_in + n_out))
+        weight = (torch.rand(n_stack, n_in, n_out, generator=generator) * 2 - 1) * limit
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.zeros(n_stack, n_out))
+        self.register_buffer("mask", mask.clone())
+
+    def masked_weight(self) -> Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply every map of the stack.
+
+        Args:
+            x: (S, N, in), or (N, in) when every stack member sees the same input (one GEMM).
+
+        Returns:
+            (S, N, out)
+        """
+        weight = self.masked_weight()
+        if x.dim() == 2:
+            n_stack, n_in, n_out = weight.shape
+            # One (N, in) x (in, S*out) GEMM instead of S small ones: the first layer of a
+            # mixture sees the same data in every component.
+            flat = weight.permute(1, 0, 2).reshape(n_in, n_stack * n_out)
+            y = (x @ flat).reshape(x.shape[0], n_stack, n_out).transpose(0, 1)
+            return y + self.bias[:, None, :]
+        return torch.baddbmm(self.bias[:, None, :], x, weight)
+
+
+class StackedMADE(nn.Module):
+    """``S`` masked autoencoders (Germain et al., 2015) evaluated together.
+
+    Maps x of shape (S, N, D) (or shared (N, D)) to ``n_params`` autoregressive parameters per
+    dimension, shape (S, N, n_params, D): parameter ``p`` of dimension ``d`` depends on x_<d only.
+    """
+
+    def __init__(
+        self,
+        n_stack: int,
+        dim: int,
+        hidden: Sequence[int] = (10,),
+        n_params: int = 2,
+        activation: str = "tanh",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.dim, self.n_params = dim, n_params
+        self.activation = ACTIVATIONS[activation]
+        masks = made_masks(dim, hidden, n_params)
+        self.layers = nn.ModuleList(StackedMaskedLinear(n_stack, m, generator) for m in masks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        out = self.layers[-1](h)
+        return out.reshape(*out.shape[:-1], self.n_params, self.dim)
