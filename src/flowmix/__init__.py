@@ -4,7 +4,7 @@ from flowmix.mixture import FlowMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["FlowMixture", "load_dataset", "__version__"]
+__all__ = ["FlowMixture", "__version__", "load_dataset"]
 
 
 def __getattr__(name: str):

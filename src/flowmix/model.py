@@ -95,7 +95,7 @@ class MixtureOfFlows(nn.Module):
         x = self.flows.to_data(z)
         keep = torch.arange(width)[None, :] < counts[:, None]
         order = torch.argsort(labels, stable=True)
-        out = torch.empty(n_samples, self.dim, device=device)
+        out = torch.empty(n_samples, self.dim, dtype=x.dtype, device=device)
         out[order.to(device)] = x[keep.to(device)]
         return out, labels.to(device)
 

@@ -7,6 +7,7 @@ independent network. flowmix stacks the ``K`` components of a mixture and the ``
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -47,7 +48,7 @@ def made_masks(dim: int, hidden: Sequence[int], n_params: int) -> list[Tensor]:
     degrees = [input_degrees(dim)]
     for width in hidden:
         degrees.append(hidden_degrees(dim, width))
-    masks = [(deg_out[None, :] >= deg_in[:, None]).float() for deg_in, deg_out in zip(degrees, degrees[1:])]
+    masks = [(deg_out[None, :] >= deg_in[:, None]).float() for deg_in, deg_out in itertools.pairwise(degrees)]
     out_degrees = input_degrees(dim).repeat(n_params)
     masks.append((out_degrees[None, :] > degrees[-1][:, None]).float())
     return masks

@@ -7,6 +7,7 @@ same mini-batch order, which lets the first network layer be one GEMM over all f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from flowmix.model import MixtureOfFlows
+
 
 @dataclass
 class TrainResult:
@@ -47,12 +49,15 @@ def train(
     generator: torch.Generator | None = None,
     verbose: bool = False,
     sync_every: int = 25,
+    callback: Callable[[int, MixtureOfFlows], None] | None = None,
+    callback_every: int = 50,
 ) -> TrainResult:
     """Fit ``model`` to ``data`` (N, D) by Adam on the mean negative log-likelihood.
 
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
-    out of the objective and reported in ``stopped_epoch``.
+    out of the objective and reported in ``stopped_epoch``. ``callback(epochs_done, model)`` is
+    called before the first epoch and after every ``callback_every`` epochs.
     """
     n_samples = data.shape[0]
     n_restarts = model.n_restarts
@@ -66,6 +71,8 @@ def train(
     steps_since_sync = 0
     epochs_run = 0
     bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not verbose, leave=False)
+    if callback is not None:
+        callback(0, model)
     for epoch in range(n_epochs):
         if shuffle:
             order = torch.randperm(n_samples, generator=generator).to(device)
@@ -81,6 +88,8 @@ def train(
             steps_since_sync += 1
         epoch_losses[epoch] = total / n_samples
         epochs_run = epoch + 1
+        if callback is not None and (epochs_run % callback_every == 0 or epochs_run == n_epochs):
+            callback(epochs_run, model)
         if steps_since_sync >= sync_every or epoch == n_epochs - 1:
             steps_since_sync = 0
             block = epoch_losses[synced_upto:epochs_run].T.cpu().numpy()

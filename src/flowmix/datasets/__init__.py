@@ -1,0 +1,288 @@
+"""Data sets of the paper (toy and image sets, with PCA variants) and reading users' own tables.
+
+>>> from flowmix.datasets import load_dataset
+>>> ds = load_dataset("moons")
+>>> ds.X.shape, ds.X.dtype, ds.n_classes
+((1000, 2), dtype('float32'), 2)
+
+Toy sets are generated (seed 1 by default, as in the paper) and rescaled per column to [0, 1].
+Image sets are read from the original files, found in ``data_dir``, ``$FLOWMIX_DATA`` or the
+per-user cache, checked by SHA-256 and downloaded when missing (see :mod:`flowmix.datasets.files`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowmix.datasets import files, images, toy
+from flowmix.datasets.files import DatasetError, data_roots, default_cache_dir
+from flowmix.datasets.tables import read_table
+
+__all__ = ["DATASET_NAMES", "Dataset", "DatasetError", "list_datasets", "load_dataset", "read_table"]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A loaded data set.
+
+    Attributes
+    ----------
+    X : ndarray of float32, shape (N, D)
+        The points.
+    y : ndarray of int64, shape (N,)
+        True class labels, 0 .. n_classes - 1.
+    name : str
+        Registry name (``"mnist_pca"`` for ``load_dataset("mnist", pca=100)``).
+    class_names : tuple of str or None
+        Names of the classes by label, where the set has them.
+    description : str
+        How the data were made: generator and parameters, or files and preprocessing.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str
+    class_names: tuple[str, ...] | None
+    description: str
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(np.unique(self.y).size)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, X={self.X.dtype}{self.X.shape}, y={self.y.dtype}{self.y.shape}, "
+            f"n_classes={self.n_classes})"
+        )
+
+
+@dataclass(frozen=True)
+class _Spec:
+    kind: str  # "toy" or "image"
+    n_samples: int
+    n_features: int
+    n_classes: int
+    folder: str | None  # data folder of an image set
+    class_names: tuple[str, ...] | None
+
+
+_DIGITS = tuple(str(i) for i in range(10))
+_SPECS: dict[str, _Spec] = {
+    "circles": _Spec("toy", 1000, 2, 2, None, None),
+    "moons": _Spec("toy", 1000, 2, 2, None, None),
+    "pinwheel": _Spec("toy", 2560, 2, 5, None, None),
+    "smile": _Spec("toy", 400, 2, 4, None, None),
+    "two_bananas": _Spec("toy", 4000, 2, 2, None, None),
+    "mnist": _Spec("image", 70000, 784, 10, "mnist", _DIGITS),
+    "mnist5": _Spec("image", 35735, 784, 5, "mnist", _DIGITS[:5]),
+    "fmnist": _Spec("image", 70000, 784, 10, "fashion-mnist", images.FMNIST_CLASSES),
+    "cifar10": _Spec("image", 60000, 3072, 10, "cifar-10", images.CIFAR10_CLASSES),
+}
+_PCA_SUFFIX = "_pca"
+_PAPER_PCA = 100
+_IMAGE_NAMES = [n for n, s in _SPECS.items() if s.kind == "image"]
+
+#: Every accepted name: the toy sets, the image sets and their ``_pca`` variants (PCA to 100 dims).
+DATASET_NAMES: tuple[str, ...] = tuple(_SPECS) + tuple(n + _PCA_SUFFIX for n in _IMAGE_NAMES)
+
+_TOY: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray, str]]] = {
+    "circles": toy.make_circles,
+    "moons": toy.make_moons,
+    "pinwheel": toy.make_pinwheel,
+    "two_bananas": toy.make_two_bananas,
+}
+
+
+def _parse_name(name: str, pca: int | None) -> tuple[str, int | None]:
+    key = str(name).strip().lower().replace("-", "_")
+    base, k = key, pca
+    if key.endswith(_PCA_SUFFIX) and key[: -len(_PCA_SUFFIX)] in _IMAGE_NAMES:
+        base = key[: -len(_PCA_SUFFIX)]
+        if pca is not None and pca != _PAPER_PCA:
+            raise ValueError(f"{name!r} means pca={_PAPER_PCA}; pass name={base!r} with pca={pca} instead.")
+        k = _PAPER_PCA
+    if base not in _SPECS:
+        raise ValueError(f"Unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}.")
+    spec = _SPECS[base]
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < spec.n_features:
+            raise ValueError(
+                f"pca must be an integer between 1 and {spec.n_features - 1} for {base!r}, got {k!r}."
+            )
+        k = int(k)
+    return base, k
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 1,
+    pca: int | None = None,
+    download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    mirrors: Sequence[str] | None = None,
+    smile_drop_first_row: bool = False,
+    progress: bool | None = None,
+) -> Dataset:
+    """Load one of the paper's data sets.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASET_NAMES`: ``circles``, ``moons``, ``pinwheel``, ``smile``,
+        ``two_bananas`` (2-D toy sets); ``mnist``, ``mnist5`` (digits 0-4), ``fmnist``, ``cifar10``
+        (image sets, train and test concatenated, pixels / 255); ``<image set>_pca`` means
+        ``pca=100``. Case and ``-``/``_`` do not matter.
+    data_dir : path, optional
+        Folder holding ``mnist/``, ``fashion-mnist/`` and ``cifar-10/``; searched before
+        ``$FLOWMIX_DATA`` and the cache folder, and the download target when given.
+    seed : int, default 1
+        Seed of the toy generators (1 is the paper's). Image sets do not depend on it.
+    pca : int, optional
+        Project an image set on its first ``pca`` principal components (fitted on the whole set;
+        the paper used 100). The projection is cached under ``cache_dir``.
+    download : bool, default True
+        Download missing image files (``FLOWMIX_NO_DOWNLOAD=1`` turns this off too).
+    cache_dir : path, optional
+        Per-user cache (downloads when no other folder is writable, and PCA projections);
+        default ``$XDG_CACHE_HOME/flowmix`` or ``~/.cache/flowmix``.
+    mirrors : sequence of str, optional
+        Base URLs laid out like ``data_dir`` to download from instead of the official sites
+        (also ``$FLOWMIX_MIRROR``, whitespace-separated).
+    smile_drop_first_row : bool, default False
+        For ``smile`` only: drop the first of the 400 points, as the reference code did by reading
+        the header-less CSV with a header (the paper clustered 399 points). Ignored otherwise.
+    progress : bool, optional
+        Download progress bar; by default shown when stderr is a terminal.
+
+    Returns
+    -------
+    Dataset
+        ``X`` float32 (N, D), ``y`` int64 (N,), name, class names and a description.
+
+    Raises
+    ------
+    ValueError
+        Unknown name or bad ``pca``.
+    DatasetError
+        (a ValueError) A data file is missing with downloads off, fails its checksum, is
+        malformed, or could not be downloaded.
+
+    Examples
+    --------
+    >>> load_dataset("pinwheel").X.shape
+    (2560, 2)
+    >>> load_dataset("smile", smile_drop_first_row=True).X.shape
+    (399, 2)
+    """
+    base, k = _parse_name(name, pca)
+    spec = _SPECS[base]
+    if spec.kind == "toy":
+        if k is not None:
+            raise ValueError(f"pca applies to the image sets only; {base!r} has {spec.n_features} features.")
+        if base == "smile":
+            X, y, desc = toy.load_smile(drop_first_row=smile_drop_first_row)
+        else:
+            X, y, desc = _TOY[base](seed)
+        return Dataset(X, y, base, None, desc)
+
+    roots = data_roots(data_dir, cache_dir)
+    if base == "cifar10":
+        X, y, sources = images.load_cifar10(
+            roots, download=download, mirrors=mirrors, what=base, progress=progress
+        )
+        desc = (
+            "CIFAR-10 (cifar-10/cifar10.npz, or converted from cifar-10-python.tar.gz): 50000 train then "
+            "10000 test images, each flattened in (row, column, channel) RGB order as Keras' "
+            "cifar10.load_data(), pixels / 255 as float32"
+        )
+    else:
+        classes = range(5) if base == "mnist5" else None
+        X, y, sources = images.load_idx_dataset(
+            spec.folder or base,
+            roots,
+            classes=classes,
+            download=download,
+            mirrors=mirrors,
+            what=base,
+            progress=progress,
+        )
+        which = "MNIST" if spec.folder == "mnist" else "Fashion-MNIST"
+        subset = ", only digits 0-4" if base == "mnist5" else ""
+        desc = (
+            f"{which} ({spec.folder}/*-idx*-ubyte.gz): 60000 train then 10000 test images{subset}, "
+            "28x28 flattened row by row, pixels / 255 as float32"
+        )
+    out_name = base
+    if k is not None:
+        from flowmix.datasets.pca import PCA_RANDOM_STATE, pca_project
+
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        X = pca_project(X, k, name=base, sources=sources, cache_dir=cache)
+        out_name = base + _PCA_SUFFIX + ("" if k == _PAPER_PCA else str(k))
+        desc += (
+            f"; then sklearn PCA(n_components={k}, random_state={PCA_RANDOM_STATE}) fitted on the whole set, "
+            "projections not rescaled"
+        )
+    return Dataset(X, y, out_name, spec.class_names, desc)
+
+
+def _image_location(spec: _Spec, roots: Sequence[Path]) -> Path | None:
+    """The root holding all files of an image set, or None."""
+    if spec.folder == "cifar-10":
+        for rel in (images.CIFAR_NPZ, images.CIFAR_TARBALL):
+            found = files.find_file(rel, roots)
+            if found is not None:
+                return found.parent.parent
+        return None
+    found_roots = [files.find_file(f"{spec.folder}/{f}", roots) for f in images.IDX_FILES]
+    if any(p is None for p in found_roots):
+        return None
+    return found_roots[0].parent.parent  # type: ignore[union-attr]
+
+
+def list_datasets(
+    data_dir: str | os.PathLike[str] | None = None, *, cache_dir: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per name of :data:`DATASET_NAMES`, for a table of what can be loaded.
+
+    Each row has ``name``, ``kind`` (``"toy"`` or ``"image"``), ``n_samples``, ``n_features``,
+    ``n_classes``, ``available`` (True for toy sets; for image sets, whether the files are present
+    locally, without checking their checksums) and ``location`` (the data root holding them, or
+    None).
+    """
+    roots = data_roots(data_dir, cache_dir)
+    rows = []
+    for name in DATASET_NAMES:
+        base, k = _parse_name(name, None)
+        spec = _SPECS[base]
+        location = None if spec.kind == "toy" else _image_location(spec, roots)
+        rows.append(
+            {
+                "name": name,
+                "kind": spec.kind,
+                "n_samples": spec.n_samples,
+                "n_features": k if k is not None else spec.n_features,
+                "n_classes": spec.n_classes,
+                "available": spec.kind == "toy" or location is not None,
+                "location": None if location is None else str(location),
+            }
+        )
+    return rows

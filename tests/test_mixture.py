@@ -1,0 +1,203 @@
+"""FlowMixture: densities, sampling, restarts, divergence handling, determinism, pipelines."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_moons
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from flowmix import FlowMixture
+from flowmix.model import MixtureOfFlows
+from flowmix.train import train
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, y = make_moons(400, noise=0.08, random_state=0)
+    return MinMaxScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def fitted(moons):
+    X, _ = moons
+    return FlowMixture(2, hidden_units=(16,), n_epochs=300, batch_size=128, n_init=3, random_state=0).fit(X)
+
+
+def grid(lo=-1.0, hi=2.0, n=500):
+    axis = np.linspace(lo, hi, n)
+    xx, yy = np.meshgrid(axis, axis)
+    return np.column_stack([xx.ravel(), yy.ravel()]), (axis[1] - axis[0]) ** 2
+
+
+def test_density_integrates_to_one(fitted):
+    points, cell = grid()
+    mass = np.exp(fitted.score_samples(points)).sum() * cell
+    assert abs(mass - 1) < 0.02, mass
+
+
+def test_samples_come_from_the_model(fitted):
+    # E_p[log p] by quadrature on a grid must match the mean log density of the model's samples.
+    points, cell = grid()
+    log_p = fitted.score_samples(points)
+    p = np.exp(log_p)
+    expected = float((p * log_p).sum() * cell / (p.sum() * cell))
+    X_new, labels = fitted.sample(20000)
+    scores = fitted.score_samples(X_new)
+    stderr = scores.std() / math.sqrt(len(scores))
+    assert abs(scores.mean() - expected) < 4 * stderr + 0.01, (scores.mean(), expected)
+    assert X_new.shape == (20000, 2) and labels.shape == (20000,)
+    # Component labels follow the mixture weights.
+    freq = np.bincount(labels, minlength=2) / len(labels)
+    np.testing.assert_allclose(freq, fitted.weights_, atol=0.015)
+
+
+def test_sampled_labels_match_the_component_that_generated_them(fitted):
+    X_new, labels = fitted.sample(2000)
+    # A point drawn from component k is most often assigned to k by the posterior.
+    assert (fitted.predict(X_new) == labels).mean() > 0.8
+
+
+def test_predict_proba_and_predict_agree(fitted, moons):
+    X, _ = moons
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), fitted.predict(X))
+    np.testing.assert_array_equal(fitted.labels_, fitted.predict(X))
+
+
+def test_score_is_mean_log_density_and_negative_final_loss(fitted, moons):
+    X, _ = moons
+    assert fitted.score(X) == pytest.approx(fitted.score_samples(X).mean())
+    # The last epoch's mean NLL is measured while the parameters move, so only roughly equal.
+    assert fitted.score(X) == pytest.approx(-fitted.loss_curve_[-1], abs=0.05)
+
+
+def test_kept_restart_has_lowest_final_loss(fitted):
+    final = fitted.losses_[:, -1]
+    assert fitted.losses_.shape == (3, 300)
+    assert fitted.best_restart_ == int(np.nanargmin(final))
+    np.testing.assert_array_equal(fitted.loss_curve_, fitted.losses_[fitted.best_restart_])
+    assert fitted.n_iter_ == 300
+    # Restarts differ: they start from different weights and base means.
+    assert np.unique(np.round(final, 6)).size == 3
+
+
+def test_restarts_trained_together_equal_restarts_trained_alone(moons):
+    X = torch.as_tensor(moons[0], dtype=torch.float32)
+    means = torch.rand(3, 2, 2, generator=torch.Generator().manual_seed(0))
+    together = MixtureOfFlows(means, 0.1, (8,), 2, "tanh", torch.Generator().manual_seed(1))
+    alone = [together.take_restart(r) for r in range(3)]
+    settings = {"n_epochs": 5, "batch_size": 100, "learning_rate": 1e-2}
+    res = train(together, X, generator=torch.Generator().manual_seed(5), **settings)
+    for r, model in enumerate(alone):
+        res_r = train(model, X, generator=torch.Generator().manual_seed(5), **settings)
+        np.testing.assert_allclose(res_r.losses[0], res.losses[r], rtol=2e-5)
+        with torch.no_grad():
+            np.testing.assert_allclose(
+                model.log_prob(X)[0].numpy(), together.log_prob(X)[r].numpy(), rtol=1e-4, atol=1e-4
+            )
+
+
+def poison(restarts):
+    """A callback that makes the given restarts' loss NaN before the first epoch."""
+
+    def callback(epoch, model):
+        if epoch == 0:
+            with torch.no_grad():
+                model.logits[restarts] = float("nan")
+
+    return callback
+
+
+def test_diverged_restart_is_stopped_warned_and_never_chosen(moons):
+    X, _ = moons
+    model = FlowMixture(2, n_epochs=30, batch_size=400, n_init=3, random_state=0)
+    with pytest.warns(RuntimeWarning, match=r"1 of 3 restarts stopped early .*\[1\]"):
+        model.fit(X, callback=poison([1]))
+    assert model.best_restart_ != 1
+    assert np.isnan(model.losses_[1]).all()
+    assert np.isfinite(model.losses_[[0, 2]]).all()
+    assert np.isfinite(model.score_samples(X)).all()
+
+
+def test_all_restarts_diverging_raises_with_advice(moons):
+    X, _ = moons
+    model = FlowMixture(2, n_epochs=30, n_init=2, random_state=0)
+    with pytest.raises(ValueError, match="All 2 restarts diverged.*smaller learning_rate"):
+        model.fit(X, callback=poison([0, 1]))
+
+
+def test_same_seed_same_result(moons):
+    X, _ = moons
+    a = FlowMixture(2, n_epochs=20, batch_size=64, n_init=2, random_state=3).fit(X)
+    b = FlowMixture(2, n_epochs=20, batch_size=64, n_init=2, random_state=3).fit(X)
+    c = FlowMixture(2, n_epochs=20, batch_size=64, n_init=2, random_state=4).fit(X)
+    np.testing.assert_array_equal(a.losses_, b.losses_)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    assert not np.array_equal(a.losses_, c.losses_)
+
+
+def test_uniform_init_draws_means_in_the_data_box(moons):
+    X, _ = moons
+    model = FlowMixture(3, n_epochs=1, random_state=0).fit(X * 5 + 2)
+    assert np.all(model.base_means_ >= 2) and np.all(model.base_means_ <= 7)
+
+
+def test_kmeans_init_starts_at_centroids(moons):
+    X, _ = moons
+    model = FlowMixture(2, init="kmeans", n_epochs=1, n_init=2, random_state=0).fit(X)
+    from sklearn.cluster import KMeans
+
+    centres = KMeans(2, n_init=10, random_state=0).fit(X).cluster_centers_
+    dist = np.linalg.norm(model.base_means_[:, None] - centres[None], axis=-1).min(axis=1)
+    assert dist.max() < 0.05
+
+
+def test_bic_and_aic(fitted, moons):
+    X, _ = moons
+    k, d, h = 2, 2, 16
+    # Unmasked weights: input->hidden (hidden units of degree 1 see x_1 only: h), hidden->out
+    # (only the two outputs of dim 2 are connected: 2h); biases h + 2d; plus K-1 weights.
+    per_component = h + 2 * h + h + 2 * d
+    assert fitted.n_parameters() == k * per_component + k - 1
+    log_lik = fitted.score(X) * len(X)
+    assert fitted.bic(X) == pytest.approx(-2 * log_lik + fitted.n_parameters() * math.log(len(X)))
+    assert fitted.aic(X) == pytest.approx(-2 * log_lik + 2 * fitted.n_parameters())
+
+
+@pytest.mark.parametrize("first", [StandardScaler(), PCA(2)])
+def test_works_in_a_pipeline(moons, first):
+    X, _ = moons
+    pipe = make_pipeline(first, FlowMixture(2, n_epochs=50, batch_size=100, random_state=0)).fit(X)
+    assert pipe.predict(X).shape == (len(X),)
+    assert np.isfinite(pipe.score_samples(X)).all()
+
+
+def test_preset_holds_the_paper_settings():
+    model = FlowMixture.from_preset("paper-toy", 5, n_init=2)
+    params = model.get_params()
+    assert params["hidden_units"] == (10,) and params["n_epochs"] == 2000 and params["batch_size"] == 4000
+    assert params["base_std"] == 0.1 and params["n_init"] == 2 and params["n_components"] == 5
+    assert FlowMixture.from_preset("paper-fmnist", 10).batch_size == 3500
+    with pytest.raises(ValueError, match="Unknown preset 'toy'; choose one of"):
+        FlowMixture.from_preset("toy", 2)
+
+
+def test_verbose_shows_a_progress_bar(moons, capsys):
+    FlowMixture(2, n_epochs=30, batch_size=400, random_state=0, verbose=True).fit(moons[0])
+    assert "loss=" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_paper_toy_preset_clusters_moons():
+    """Best of 10 restarts on the paper's moons (1000 points, noise 0.1, min-max scaled)."""
+    rng = np.random.RandomState(1)
+    X, y = make_moons(1000, noise=0.1, random_state=rng)
+    X = MinMaxScaler().fit_transform(X)
+    model = FlowMixture.from_preset("paper-toy", 2, base_std=0.316, random_state=0).fit(X)
+    assert adjusted_rand_score(y, model.predict(X)) >= 0.9
