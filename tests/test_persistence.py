@@ -1,0 +1,102 @@
+"""Save/load with safetensors + JSON, and pickling."""
+
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+
+from flowmix import FlowMixture
+from flowmix import mixture as mixture_module
+
+
+@pytest.fixture(scope="module")
+def data():
+    return np.random.RandomState(0).rand(200, 3)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return FlowMixture(3, hidden_units=(8, 8), n_layers=2, n_epochs=20, n_init=2, random_state=1).fit(data)
+
+
+def test_round_trip_gives_identical_predictions(fitted, data, tmp_path):
+    fitted.save(tmp_path / "model")
+    loaded = FlowMixture.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.predict(data), fitted.predict(data))
+    np.testing.assert_array_equal(loaded.score_samples(data), fitted.score_samples(data))
+    np.testing.assert_array_equal(loaded.predict_proba(data), fitted.predict_proba(data))
+    np.testing.assert_array_equal(loaded.weights_, fitted.weights_)
+    np.testing.assert_array_equal(loaded.losses_, fitted.losses_)
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.best_restart_ == fitted.best_restart_ and loaded.n_iter_ == fitted.n_iter_
+
+
+def test_saved_files_are_safetensors_and_json(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["params"]["hidden_units"] == [8, 8] and config["n_features_in"] == 3
+    # safetensors: an 8-byte little-endian header length, then a JSON header.
+    raw = (path / "model.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert "logits" in header and "losses" in header
+
+
+def test_load_never_unpickles(fitted, tmp_path, monkeypatch):
+    fitted.save(tmp_path / "model")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr("torch.load", refuse)
+    FlowMixture.load(tmp_path / "model")
+
+
+def test_failed_save_leaves_nothing_half_written(fitted, tmp_path, monkeypatch):
+    def broken(tensors, filename):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(tmp_path / "model")
+    assert list((tmp_path / "model").iterdir()) == []
+
+
+def test_load_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a saved FlowMixture: expected config.json"):
+        FlowMixture.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="is not a flowmix model file of format version"):
+        FlowMixture.load(tmp_path)
+
+
+def test_save_to_a_file_path_is_refused(fitted, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        fitted.save(target)
+
+
+def test_save_before_fit(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        FlowMixture(2).save(tmp_path / "m")
+
+
+def test_joblib_round_trip(fitted, data, tmp_path):
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.score_samples(data), fitted.score_samples(data))
+
+
+def test_format_version_is_recorded(fitted, tmp_path):
+    config = json.loads((fitted.save(tmp_path / "m") / "config.json").read_text())
+    assert config["format_version"] == mixture_module.FORMAT_VERSION
