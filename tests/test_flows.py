@@ -51,7 +51,7 @@ def test_made_outputs_depend_only_on_earlier_inputs():
     made = StackedMADE(2, 5, (7, 9), 2, "tanh", torch.Generator().manual_seed(3)).double()
     x = torch.rand(5)
     for s in range(2):
-        jac = torch.autograd.functional.jacobian(lambda v, s=s: made(v[None])[s, 0], x)  # (2, D, D)
+        jac = torch.autograd.functional.jacobian(lambda v, s=s: made(v[:, None])[s, :, :, 0], x)  # (2, D, D)
         for p in range(2):
             # d param_d / d x_j must vanish for j >= d: strictly lower triangular.
             assert torch.all(jac[p].triu() == 0)
@@ -61,10 +61,10 @@ def test_made_outputs_depend_only_on_earlier_inputs():
 
 def test_masks_match_degrees():
     masks = made_masks(3, (4,), 2)
-    assert [m.shape for m in masks] == [(3, 4), (4, 6)]
+    assert [m.shape for m in masks] == [(4, 3), (6, 4)]
     # Input 3 (the last) must feed no hidden unit; the first output (dim 1) sees nothing.
-    assert masks[0][2].sum() == 0
-    assert masks[1][:, 0].sum() == 0 and masks[1][:, 3].sum() == 0
+    assert masks[0][:, 2].sum() == 0
+    assert masks[1][0].sum() == 0 and masks[1][3].sum() == 0
 
 
 def test_component_in_batch_equals_component_alone():
@@ -84,8 +84,8 @@ def test_component_matches_explicit_unbatched_computation():
     z_all, ld_all = flow.to_latent(x)
     layers = flow.mades[0].layers
     for s in range(3):
-        h = torch.tanh(x @ (layers[0].weight[s] * layers[0].mask) + layers[0].bias[s])
-        out = h @ (layers[1].weight[s] * layers[1].mask) + layers[1].bias[s]
+        h = torch.tanh(x @ (layers[0].weight[s] * layers[0].mask).T + layers[0].bias[s])
+        out = h @ (layers[1].weight[s] * layers[1].mask).T + layers[1].bias[s]
         shift, log_scale = out[:, :4], out[:, 4:]
         torch.testing.assert_close(z_all[s], (x - shift) * torch.exp(-log_scale))
         torch.testing.assert_close(ld_all[s], -log_scale.sum(-1))

@@ -40,7 +40,7 @@ class StackedMAF(nn.Module):
         )
 
     def to_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Data to latent.
+        """Data to latent, points as rows.
 
         Args:
             x: (S, N, D), or (N, D) shared by every flow of the stack.
@@ -48,16 +48,28 @@ class StackedMAF(nn.Module):
         Returns:
             z: (S, N, D) and log|det dz/dx|: (S, N).
         """
+        z_cols, log_det = self.to_latent_columns(x.transpose(-1, -2))
+        return z_cols.transpose(-1, -2), log_det
+
+    def to_latent_columns(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data to latent with points as columns (the layout used in training).
+
+        Args:
+            x: (S, D, N), or (D, N) shared by every flow of the stack.
+
+        Returns:
+            z: (S, D, N) and log|det dz/dx|: (S, N).
+        """
         log_det = None
         u = x
         for i, made in enumerate(self.mades):
             params = made(u)
-            shift, log_scale = params[..., 0, :], params[..., 1, :]
+            shift, log_scale = params[:, 0], params[:, 1]
             u = (u - shift) * torch.exp(-log_scale)
-            term = -log_scale.sum(-1)
+            term = -log_scale.sum(1)
             log_det = term if log_det is None else log_det + term
             if i < len(self.mades) - 1:
-                u = u.flip(-1)
+                u = u.flip(1)
         return u, log_det
 
     @torch.no_grad()
@@ -70,17 +82,17 @@ class StackedMAF(nn.Module):
         Returns:
             x: (S, N, D)
         """
-        u = z
+        u = z.transpose(1, 2)
         for i in reversed(range(len(self.mades))):
             if i < len(self.mades) - 1:
-                u = u.flip(-1)
+                u = u.flip(1)
             x = torch.zeros_like(u)
             # After pass d, coordinates 0..d are exact: each depends only on earlier ones.
             for _ in range(self.dim):
                 params = self.mades[i](x)
-                x = u * torch.exp(params[..., 1, :]) + params[..., 0, :]
+                x = u * torch.exp(params[:, 1]) + params[:, 0]
             u = x
-        return u
+        return u.transpose(1, 2)
 
     def take(self, index: Tensor) -> StackedMAF:
         """A new stack made of the flows at ``index`` (a 1-D index into the stack axis)."""

@@ -51,12 +51,16 @@ class MixtureOfFlows(nn.Module):
 
     def component_log_prob(self, x: Tensor) -> Tensor:
         """log MAF_rk(x) for every restart and component: x (N, D) -> (R, K, N)."""
-        z, log_det = self.flows.to_latent(x)
-        z = z.reshape(self.n_restarts, self.n_components, -1, self.dim)
+        return self.component_log_prob_columns(x.T)
+
+    def component_log_prob_columns(self, x: Tensor) -> Tensor:
+        """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
+        z, log_det = self.flows.to_latent_columns(x)
+        z = z.reshape(self.n_restarts, self.n_components, self.dim, -1)
         log_det = log_det.reshape(self.n_restarts, self.n_components, -1)
-        standard = (z - self.base_means[:, :, None, :]) / self.base_std
+        standard = (z - self.base_means[:, :, :, None]) / self.base_std
         const = self.dim * (math.log(self.base_std) + 0.5 * math.log(2 * math.pi))
-        return -0.5 * standard.square().sum(-1) - const + log_det
+        return -0.5 * standard.square().sum(2) - const + log_det
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
         """log pi_rk + log MAF_rk(x): x (N, D) -> (R, K, N)."""
@@ -64,7 +68,12 @@ class MixtureOfFlows(nn.Module):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Mixture log density per restart: x (N, D) -> (R, N)."""
-        return torch.logsumexp(self.joint_log_prob(x), dim=1)
+        return self.log_prob_columns(x.T)
+
+    def log_prob_columns(self, x: Tensor) -> Tensor:
+        """Mixture log density per restart, points as columns: x (D, N) -> (R, N)."""
+        joint = self.log_weights()[:, :, None] + self.component_log_prob_columns(x)
+        return torch.logsumexp(joint, dim=1)
 
     def take_restart(self, restart: int) -> MixtureOfFlows:
         """A mixture holding restart ``restart`` only (R = 1)."""

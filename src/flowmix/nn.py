@@ -39,7 +39,7 @@ def hidden_degrees(dim: int, n_hidden: int) -> Tensor:
 
 
 def made_masks(dim: int, hidden: Sequence[int], n_params: int) -> list[Tensor]:
-    """Connectivity masks of a MADE, one (in, out) float tensor per layer.
+    """Connectivity masks of a MADE, one (out, in) float tensor per layer.
 
     Output unit ``j`` belongs to dimension ``j % D`` (layout ``[param_0(D), param_1(D), ...]``)
     and may only depend on inputs of strictly lower degree: this makes the network's Jacobian
@@ -48,27 +48,29 @@ def made_masks(dim: int, hidden: Sequence[int], n_params: int) -> list[Tensor]:
     degrees = [input_degrees(dim)]
     for width in hidden:
         degrees.append(hidden_degrees(dim, width))
-    masks = [(deg_out[None, :] >= deg_in[:, None]).float() for deg_in, deg_out in itertools.pairwise(degrees)]
+    masks = [(deg_out[:, None] >= deg_in[None, :]).float() for deg_in, deg_out in itertools.pairwise(degrees)]
     out_degrees = input_degrees(dim).repeat(n_params)
-    masks.append((out_degrees[None, :] > degrees[-1][:, None]).float())
+    masks.append((out_degrees[:, None] > degrees[-1][None, :]).float())
     return masks
 
 
 class StackedMaskedLinear(nn.Module):
-    """``S`` independent masked linear maps ``y_s = x_s @ (W_s * M) + b_s``.
+    """``S`` independent masked linear maps ``y_s = (W_s * M) x_s + b_s`` on column batches.
 
-    Weights are Glorot-uniform over the full (in, out) matrix and biases start at zero, as
-    Keras initialises the paper's MADE.
+    Points are *columns* (layout (S, features, N)): the per-layer products are then plain
+    (out, in) @ (in, N) matrix products with no transposes, and element-wise work runs along
+    the contiguous N axis. Weights are Glorot-uniform over the full matrix and biases start at
+    zero, as Keras initialises the paper's MADE.
 
     Shapes:
-        weight: (S, in, out); bias: (S, out); mask: (in, out), shared by the stack.
+        weight: (S, out, in); bias: (S, out); mask: (out, in), shared by the stack.
     """
 
     def __init__(self, n_stack: int, mask: Tensor, generator: torch.Generator | None = None):
         super().__init__()
-        n_in, n_out = mask.shape
+        n_out, n_in = mask.shape
         limit = math.sqrt(6.0 / (n_in + n_out))
-        weight = (torch.rand(n_stack, n_in, n_out, generator=generator) * 2 - 1) * limit
+        weight = (torch.rand(n_stack, n_out, n_in, generator=generator) * 2 - 1) * limit
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_stack, n_out))
         self.register_buffer("mask", mask.clone())
@@ -80,27 +82,27 @@ class StackedMaskedLinear(nn.Module):
         """Apply every map of the stack.
 
         Args:
-            x: (S, N, in), or (N, in) when every stack member sees the same input (one GEMM).
+            x: (S, in, N), or (in, N) when every stack member sees the same points.
 
         Returns:
-            (S, N, out)
+            (S, out, N)
         """
         weight = self.masked_weight()
         if x.dim() == 2:
-            n_stack, n_in, n_out = weight.shape
-            # One (N, in) x (in, S*out) GEMM instead of S small ones: the first layer of a
+            n_stack, n_out, n_in = weight.shape
+            # One (S*out, in) @ (in, N) GEMM instead of S small ones: the first layer of a
             # mixture sees the same data in every component.
-            flat = weight.permute(1, 0, 2).reshape(n_in, n_stack * n_out)
-            y = (x @ flat).reshape(x.shape[0], n_stack, n_out).transpose(0, 1)
-            return y + self.bias[:, None, :]
-        return torch.baddbmm(self.bias[:, None, :], x, weight)
+            y = torch.addmm(self.bias.reshape(-1, 1), weight.reshape(n_stack * n_out, n_in), x)
+            return y.reshape(n_stack, n_out, x.shape[1])
+        return torch.baddbmm(self.bias[:, :, None], weight, x)
 
 
 class StackedMADE(nn.Module):
     """``S`` masked autoencoders (Germain et al., 2015) evaluated together.
 
-    Maps x of shape (S, N, D) (or shared (N, D)) to ``n_params`` autoregressive parameters per
-    dimension, shape (S, N, n_params, D): parameter ``p`` of dimension ``d`` depends on x_<d only.
+    Maps points x of shape (S, D, N) (or shared (D, N)) to ``n_params`` autoregressive
+    parameters per dimension, shape (S, n_params, D, N): parameter ``p`` of dimension ``d``
+    depends on x_<d only.
     """
 
     def __init__(
@@ -125,4 +127,4 @@ class StackedMADE(nn.Module):
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         out = self.layers[-1](h)
-        return out.reshape(*out.shape[:-1], self.n_params, self.dim)
+        return out.reshape(out.shape[0], self.n_params, self.dim, out.shape[-1])

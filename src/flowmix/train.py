@@ -73,18 +73,25 @@ def train(
     bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not verbose, leave=False)
     if callback is not None:
         callback(0, model)
+    # Points as columns, transposed once: every layer is then a plain GEMM (see flowmix.nn).
+    columns = data.T.contiguous()
+    # A full batch is permutation invariant: shuffling it would only cost a copy.
+    reorder = shuffle and batch_size < n_samples
     for epoch in range(n_epochs):
-        if shuffle:
+        if reorder:
             order = torch.randperm(n_samples, generator=generator).to(device)
         total = torch.zeros(n_restarts, device=device)
         for start in range(0, n_samples, batch_size):
-            batch = data[order[start : start + batch_size]] if shuffle else data[start : start + batch_size]
-            nll = -model.log_prob(batch).mean(dim=-1)
+            if reorder:
+                batch = columns[:, order[start : start + batch_size]]
+            else:
+                batch = columns[:, start : start + batch_size]
+            nll = -model.log_prob_columns(batch).mean(dim=-1)
             objective = torch.where(alive, nll, torch.zeros_like(nll)).sum()
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
-            total += nll.detach() * batch.shape[0]
+            total += nll.detach() * batch.shape[1]
             steps_since_sync += 1
         epoch_losses[epoch] = total / n_samples
         epochs_run = epoch + 1
