@@ -1,0 +1,866 @@
+"""Run a grid of (data set x method x run) with the paper's protocol, resumably, into JSON lines.
+
+Every method is run ``runs`` times (seeds ``0 .. runs-1``) and the run with the lowest training
+objective is the one reported (see :func:`select_best`). The mixture of flows does its ``runs``
+runs as the restarts of *one* :class:`~flowmix.FlowMixture` fit (``n_init=runs``, trained together
+in one batched program); a callback at the last epoch evaluates every restart on the data, so
+each restart gets its own record with its own metrics, not only the best one.
+
+One JSON record per (data set, method, run) is appended to ``<out>/records.jsonl`` as soon as the
+run (or the batched fit) finishes, and flushed. A record's key is (data set, method, run, config
+hash); a re-run skips the keys already present, so an interrupted grid resumes where it stopped
+and a finished one costs nothing to repeat. A half-written last line (a kill during the write) is
+ignored on reading.
+
+For the toy sets the runner also writes, per set, the best model (``models/<name>/``), an animated
+GIF of the best run's density during training, a Figure 2-style panel of the other runs'
+densities and the arrays behind them; :func:`make_figure1` draws Figure 1 from the saved models.
+
+>>> spec = GridSpec(datasets=["moons"], methods=["kmeans"], runs=2)
+>>> summary = run_grid(spec, "results/smoke", progress=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowmix.experiments.configs import (
+    METHODS,
+    QUICK,
+    TOY_DATASETS,
+    DatasetConfig,
+    QuickSettings,
+    get_dataset_config,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RECORDS_FILE",
+    "GridSpec",
+    "GridSummary",
+    "check_device",
+    "config_hash",
+    "machine_info",
+    "make_figure1",
+    "read_records",
+    "run_grid",
+    "select_best",
+    "unit_config",
+]
+
+RECORDS_FILE = "records.jsonl"
+SCHEMA_VERSION = 1
+PAPER_RUNS = 10
+PAPER_BASELINE_N_INIT = 10
+FLOWS_RANDOM_STATE = 0
+SUBSAMPLE_SEED = 0
+TOY_DATA_SEED = 1
+# 2000 epochs / 40 = 51 frames of the density animation (about 5 s at 10 frames per second).
+DEFAULT_SNAPSHOT_EVERY = 40
+
+FIGURE1_STEM = "figure1_toy"
+OBJECTIVE_NAMES = {
+    "flows": "final training loss (mean NLL per sample over the last epoch)",
+    "kmeans": "k-means inertia",
+    "gmm": "negative mean log-likelihood per sample",
+    "random": None,
+}
+# Activations held per evaluation chunk when labelling every restart at the last epoch.
+_CHUNK_FLOATS = 2**24
+
+Loader = Callable[[str], Any]
+Echo = Callable[[str], None]
+
+
+@dataclass
+class GridSpec:
+    """What to run.
+
+    Attributes
+    ----------
+    datasets : sequence of str
+        Names from :data:`flowmix.experiments.configs.DATASETS`.
+    methods : sequence of str
+        Any of ``"flows"``, ``"random"``, ``"kmeans"``, ``"gmm"``.
+    runs : int, optional
+        Runs per method (seeds ``0..runs-1``); default 10, or 2 in quick mode.
+    epochs : int, optional
+        Overrides the preset's epochs of the mixture of flows (and the quick default).
+    device : str
+        Torch device of the mixture of flows (the baselines run on the CPU).
+    data_dir : path, optional
+        Folder with the image sets (see :func:`flowmix.datasets.load_dataset`).
+    quick : bool
+        Tiny settings for a smoke run (:data:`flowmix.experiments.configs.QUICK`); recorded.
+    max_samples : int, optional
+        Subsample image sets to at most this many points (default: all; quick: 2000).
+    snapshot_every : int, optional
+        Epochs between density snapshots for the toy animations (default 40; quick: 10).
+    grid_size : int
+        Points per axis of the density grid of the toy figures.
+    save_models : bool, optional
+        Save the best model of each data set; default: toy sets only (image models are large).
+    explicit : bool
+        The data sets were named by the user: a missing image set is an error (and may be
+        downloaded) instead of being skipped with a message.
+    download : bool
+        Allow downloading missing image files when ``explicit``.
+    """
+
+    datasets: Sequence[str]
+    methods: Sequence[str] = METHODS
+    runs: int | None = None
+    epochs: int | None = None
+    device: str = "cpu"
+    data_dir: str | os.PathLike[str] | None = None
+    quick: bool = False
+    max_samples: int | None = None
+    snapshot_every: int | None = None
+    grid_size: int = 100
+    save_models: bool | None = None
+    explicit: bool = False
+    download: bool = True
+    quick_settings: QuickSettings = field(default_factory=lambda: QUICK)
+
+    def __post_init__(self) -> None:
+        self.datasets = [get_dataset_config(d).name for d in self.datasets]
+        if not self.datasets:
+            raise ValueError("No data sets to run; name at least one.")
+        methods = [str(m).strip().lower() for m in self.methods]
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
+        if not methods:
+            raise ValueError("No methods to run; name at least one of " + ", ".join(METHODS) + ".")
+        self.methods = list(dict.fromkeys(methods))
+        for name in ("runs", "epochs", "max_samples", "snapshot_every", "grid_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
+        if self.grid_size < 2:
+            raise ValueError(f"grid-size must be at least 2, got {self.grid_size}.")
+
+    @property
+    def n_runs(self) -> int:
+        if self.runs is not None:
+            return self.runs
+        return self.quick_settings.runs if self.quick else PAPER_RUNS
+
+    @property
+    def n_snapshot_every(self) -> int:
+        if self.snapshot_every is not None:
+            return self.snapshot_every
+        return self.quick_settings.snapshot_every if self.quick else DEFAULT_SNAPSHOT_EVERY
+
+    def image_max_samples(self) -> int | None:
+        if self.max_samples is not None:
+            return self.max_samples
+        return self.quick_settings.max_samples if self.quick else None
+
+
+@dataclass
+class GridSummary:
+    """What :func:`run_grid` did.
+
+    Attributes
+    ----------
+    out_dir : Path
+    new_records : int
+        Records written by this call.
+    skipped_records : int
+        Records already present (resumed), not re-run.
+    skipped_datasets : list of (name, reason)
+        Data sets left out because their files are missing.
+    seconds : float
+        Wall time of the call.
+    """
+
+    out_dir: Path
+    new_records: int = 0
+    skipped_records: int = 0
+    skipped_datasets: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    figures: list[Path] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# Configurations and keys
+
+
+def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any]:
+    """Everything that determines the results of ``method`` on ``ds``: hashed into the record key.
+
+    The device is left out (the same configuration on another device is the same experiment).
+    For the mixture of flows the number of runs is in (they are the restarts of one fit); for the
+    baselines it is not (run ``i`` is seed ``i`` whatever the number of runs).
+    """
+    quick = bool(spec.quick)
+    config: dict[str, Any] = {
+        "dataset": ds.name,
+        "method": method,
+        "k": ds.k,
+        "quick": quick,
+        "max_samples": None if ds.is_toy else spec.image_max_samples(),
+        "subsample_seed": None if ds.is_toy else SUBSAMPLE_SEED,
+        "data_seed": TOY_DATA_SEED if ds.is_toy else None,
+    }
+    if method == "flows":
+        from flowmix.presets import preset_params
+
+        params = preset_params(ds.preset)
+        if quick:
+            q = spec.quick_settings
+            params["n_epochs"] = q.toy_epochs if ds.is_toy else q.image_epochs
+            if not ds.is_toy:
+                params["hidden_units"] = tuple(q.image_hidden_units)
+        if spec.epochs is not None:
+            params["n_epochs"] = spec.epochs
+        params["n_init"] = spec.n_runs
+        params["hidden_units"] = [int(h) for h in params["hidden_units"]]
+        config.update(
+            preset=ds.preset,
+            params=dict(sorted(params.items())),
+            runs=spec.n_runs,
+            random_state=FLOWS_RANDOM_STATE,
+        )
+    elif method in ("kmeans", "gmm"):
+        config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT
+    return config
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able configuration."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def record_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (record["dataset"], record["method"], int(record["run"]), record["config_hash"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Records file
+
+
+def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete record of ``<out_dir>/records.jsonl`` (none if the file is absent).
+
+    Lines that are not valid JSON objects (a line cut short by a kill) are skipped with a log
+    message.
+    """
+    path = Path(out_dir) / RECORDS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s:%d is not a complete JSON record; ignored", path, lineno)
+                continue
+            if isinstance(record, dict) and {"dataset", "method", "run", "config_hash"} <= record.keys():
+                records.append(record)
+    return records
+
+
+def _append_records(out_dir: Path, records: Iterable[dict[str, Any]]) -> None:
+    path = out_dir / RECORDS_FILE
+    lines = "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in records)
+    needs_newline = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            needs_newline = fh.read(1) != b"\n"
+    with path.open("a", encoding="utf-8") as fh:
+        # One write call per batch: records of a batched fit land together or not at all
+        # (a torn last line is skipped on reading).
+        fh.write(("\n" if needs_newline else "") + lines)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# Best of runs
+
+
+def select_best(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The reported run among the runs of one method on one data set (the paper's protocol).
+
+    The run with the lowest training objective (final loss, inertia, negative log-likelihood);
+    diverged runs and runs without an objective are ignored. Random labels optimise nothing: the
+    first run (lowest run index) is reported. Ties go to the lower run index.
+    """
+    if not records:
+        return None
+    if records[0]["method"] == "random":
+        return min(records, key=lambda r: int(r["run"]))
+    usable = [r for r in records if not r.get("diverged") and _finite(r.get("objective"))]
+    if not usable:
+        return None
+    return min(usable, key=lambda r: (float(r["objective"]), int(r["run"])))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Machine description
+
+
+def _cpu_name() -> str:
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """Platform, CPU count and library versions, plus the torch device's name."""
+    import sklearn
+    import torch
+
+    import flowmix
+
+    name = _cpu_name()
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        try:
+            name = torch.cuda.get_device_name(torch.device(device))
+        except (RuntimeError, AssertionError, ValueError):
+            name = "cuda"
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "flowmix": flowmix.__version__,
+        "device": str(device),
+        "device_name": name,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+
+
+def _available_images(data_dir: Any) -> dict[str, dict[str, Any]]:
+    from flowmix.datasets import list_datasets
+
+    return {row["name"]: row for row in list_datasets(data_dir)}
+
+
+def _load(ds: DatasetConfig, spec: GridSpec, loader: Loader | None) -> Any:
+    if loader is not None:
+        return loader(ds.name)
+    from flowmix.datasets import load_dataset
+
+    if ds.is_toy:
+        return load_dataset(ds.name)
+    return load_dataset(ds.name, data_dir=spec.data_dir, download=spec.download and spec.explicit)
+
+
+def _subsample(X: np.ndarray, y: np.ndarray, max_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if max_samples is None or X.shape[0] <= max_samples:
+        return X, y
+    rng = np.random.default_rng(SUBSAMPLE_SEED)
+    idx = np.sort(rng.choice(X.shape[0], size=max_samples, replace=False))
+    return X[idx], y[idx]
+
+
+# ------------------------------------------------------------------------------------------------
+# The grid
+
+
+def run_grid(
+    spec: GridSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    echo: Echo | None = None,
+    loader: Loader | None = None,
+) -> GridSummary:
+    """Run every (data set, method, run) of ``spec`` not yet in ``<out_dir>/records.jsonl``.
+
+    Parameters
+    ----------
+    spec : GridSpec
+    out_dir : path
+        Created if needed. Records, models, arrays and figures go under it.
+    progress : bool, default True
+        tqdm bars (on stderr) over the runs of the grid, with an ETA, and over epochs of each fit.
+    echo : callable, optional
+        Receives one-line messages (skipped data sets, resumed runs); the library never prints.
+    loader : callable, optional
+        ``loader(name) -> Dataset`` replacing :func:`flowmix.datasets.load_dataset` (tests, or
+        data from elsewhere); it must return an object with ``X`` and ``y``.
+
+    Returns
+    -------
+    GridSummary
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory; choose another output directory.")
+    say = echo or (lambda msg: logger.info("%s", msg))
+    summary = GridSummary(out_dir=out)
+    runs = spec.n_runs
+    if "flows" in spec.methods:
+        check_device(spec.device)
+
+    done = {record_key(r) for r in read_records(out)}
+    available = None
+    plan: list[tuple[DatasetConfig, list[tuple[str, dict[str, Any], str, list[int]]]]] = []
+    for name in spec.datasets:
+        ds = get_dataset_config(name)
+        if not ds.is_toy and loader is None and not spec.explicit:
+            if available is None:
+                available = _available_images(spec.data_dir)
+            if not available.get(ds.name, {}).get("available", False):
+                reason = "data files not found in --data-dir, $FLOWMIX_DATA or the cache"
+                summary.skipped_datasets.append((ds.name, reason))
+                say(f"skipping {ds.name}: {reason}")
+                continue
+        units = []
+        for method in spec.methods:
+            config = unit_config(ds, method, spec)
+            digest = config_hash(config)
+            todo = [r for r in range(runs) if (ds.name, method, r, digest) not in done]
+            if method == "flows" and todo:
+                todo = list(range(runs))  # the restarts of one batched fit: all or nothing
+            summary.skipped_records += runs - len(todo)
+            units.append((method, config, digest, todo))
+        plan.append((ds, units))
+
+    if summary.skipped_datasets:
+        say(
+            "to run the skipped data sets, pass --data-dir DIR (holding mnist/, fashion-mnist/, cifar-10/) or "
+            "set FLOWMIX_DATA, or name them with --datasets to download them"
+        )
+    if summary.skipped_records:
+        say(f"resuming: {summary.skipped_records} record(s) already in {out / RECORDS_FILE} are skipped")
+    total = sum(len(todo) for _, units in plan for *_, todo in units)
+    if total:
+        out.mkdir(parents=True, exist_ok=True)
+    machine = machine_info(spec.device)
+    bar = tqdm(total=total, desc="runs", unit="run", disable=not progress or total == 0, dynamic_ncols=True)
+    try:
+        for ds, units in plan:
+            if not any(todo for *_, todo in units):
+                continue
+            bar.set_postfix_str(f"{ds.name}: loading")
+            data = _load(ds, spec, loader)
+            X = np.asarray(data.X)
+            y = np.asarray(data.y)
+            if not ds.is_toy:
+                X, y = _subsample(X, y, spec.image_max_samples())
+            for method, config, digest, todo in units:
+                if not todo:
+                    continue
+                bar.set_postfix_str(f"{ds.name}/{method}")
+                common = {
+                    "schema": SCHEMA_VERSION,
+                    "dataset": ds.name,
+                    "method": method,
+                    "config_hash": digest,
+                    "config": config,
+                    "quick": bool(spec.quick),
+                    "runs_planned": runs,
+                    "k": ds.k,
+                    "n_samples": int(X.shape[0]),
+                    "n_features": int(X.shape[1]),
+                    "objective_name": OBJECTIVE_NAMES[method],
+                    "flowmix_version": machine["flowmix"],
+                    "machine": machine,
+                }
+                if method == "flows":
+                    records = _run_flows(ds, X, y, config, spec, out, common, progress)
+                    _append_records(out, records)
+                    summary.new_records += len(records)
+                    bar.update(len(records))
+                else:
+                    for run in todo:
+                        record = _run_baseline(method, X, y, ds.k, run, config, common)
+                        _append_records(out, [record])
+                        summary.new_records += 1
+                        bar.update(1)
+            del data, X, y
+    finally:
+        bar.close()
+
+    toy_done = [d for d in spec.datasets if get_dataset_config(d).is_toy]
+    if "flows" in spec.methods and toy_done:
+        summary.figures += make_figure1(out, loader=loader)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError unless ``device`` is a usable torch device."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda'.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was requested but torch sees no CUDA GPU; use --device cpu, or install a "
+            "CUDA build of torch on a machine with a GPU."
+        )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _label_summary(y: np.ndarray, labels: np.ndarray, k: int) -> dict[str, Any]:
+    from flowmix.metrics import clustering_scores, contingency_table
+
+    table = contingency_table(y, labels, n_clusters=k, normalize=False)
+    return {
+        "metrics": clustering_scores(y, labels),
+        "cluster_sizes": np.bincount(labels, minlength=k).tolist(),
+        "contingency": {"rows": [_jsonable(v) for v in table.row_labels], "counts": table.counts.tolist()},
+    }
+
+
+def _run_baseline(
+    method: str, X: np.ndarray, y: np.ndarray, k: int, run: int, config: dict[str, Any], common: dict
+) -> dict[str, Any]:
+    from flowmix.baselines import run_baseline
+
+    kwargs = {"n_init": config["n_init"]} if "n_init" in config else {}
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_baseline(method, X, k, run, **kwargs)
+    seconds = time.perf_counter() - started
+    labels = np.asarray(result.labels, dtype=np.int64)
+    record = {
+        **common,
+        "run": run,
+        "seed": run,
+        "objective": result.objective,
+        "diverged": False,
+        **_label_summary(y, labels, k),
+        "seconds": seconds,
+        "device": "cpu",
+        "device_name": _cpu_name(),
+        "warnings": sorted({str(w.message).splitlines()[0] for w in caught}),
+        "finished_at": _now(),
+    }
+    return record
+
+
+def _restart_labels(density: Any, data: Any, per_point: int) -> tuple[np.ndarray, float]:
+    """Cluster of every point under every restart: (R, N), evaluated per restart in float64.
+
+    Uses the same float64 evaluation as ``FlowMixture.predict`` so that the best restart's labels
+    equal the fitted model's. ``per_point`` (activations per point of one restart) sets the chunk
+    size, which bounds memory whatever N is.
+    """
+    import torch
+
+    started = time.perf_counter()
+    n_restarts = density.n_restarts
+    out = np.empty((n_restarts, data.shape[0]), dtype=np.int64)
+    with torch.no_grad():
+        for r in range(n_restarts):
+            single = density.take_restart(r).double()
+            chunk = max(1, _CHUNK_FLOATS // max(1, per_point))
+            for start in range(0, data.shape[0], chunk):
+                part = data[start : start + chunk].double()
+                out[r, start : start + chunk] = single.joint_log_prob(part)[0].argmax(dim=0).cpu().numpy()
+            del single
+    return out, time.perf_counter() - started
+
+
+def _run_flows(
+    ds: DatasetConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    config: dict[str, Any],
+    spec: GridSpec,
+    out: Path,
+    common: dict[str, Any],
+    progress: bool,
+) -> list[dict[str, Any]]:
+    import torch
+
+    from flowmix import FlowMixture
+
+    params = dict(config["params"])
+    params["hidden_units"] = tuple(params["hidden_units"])
+    n_epochs = int(params["n_epochs"])
+    runs = int(config["runs"])
+    model = FlowMixture(
+        ds.k, **params, device=spec.device, random_state=config["random_state"], verbose=progress
+    )
+    device = torch.device(spec.device)
+    data_t = torch.as_tensor(X, dtype=torch.float32, device=device)
+    every = spec.n_snapshot_every if ds.is_toy else n_epochs
+    grid = None
+    if ds.is_toy:
+        from flowmix.plots import grid_2d
+
+        xx, yy, pts = grid_2d(X, n=spec.grid_size)
+        grid = torch.as_tensor(pts, dtype=torch.float32, device=device)
+    per_point = ds.k * (sum(params["hidden_units"]) * int(params["n_layers"]) + 4 * X.shape[1])
+    snapshots: list[tuple[int, np.ndarray]] = []
+    state: dict[str, Any] = {"labels": None, "eval_seconds": 0.0}
+
+    def callback(epoch: int, density: Any) -> None:
+        with torch.no_grad():
+            if grid is not None:
+                snapshots.append((epoch, density.log_prob(grid).float().cpu().numpy()))
+            if epoch == n_epochs:
+                state["labels"], state["eval_seconds"] = _restart_labels(density, data_t, per_point)
+
+    started = time.perf_counter()
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, callback=callback, callback_every=every)
+        except ValueError as err:
+            if "diverged" not in str(err):
+                raise
+            error = str(err)
+    fit_seconds = time.perf_counter() - started
+    warns = sorted({str(w.message).splitlines()[0] for w in caught})
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = _cpu_name()
+    base = {
+        **common,
+        "seed": config["random_state"],
+        "device": str(spec.device),
+        "device_name": device_name,
+        "fit_seconds": fit_seconds,
+        "seconds": fit_seconds / runs,
+        "label_eval_seconds": state["eval_seconds"],
+        "batched": True,
+        "warnings": warns,
+        "finished_at": _now(),
+    }
+    if error is not None:
+        return [
+            {
+                **base,
+                "run": r,
+                "restart": r,
+                "objective": None,
+                "diverged": True,
+                "error": error,
+                "metrics": None,
+            }
+            for r in range(runs)
+        ]
+
+    losses = np.asarray(model.losses_, dtype=np.float64)
+    best = int(model.best_restart_)
+    all_labels = state["labels"]
+    records = []
+    for r in range(runs):
+        final = losses[r, -1]
+        diverged = not math.isfinite(final)
+        if r == best:
+            labels = np.asarray(model.labels_, dtype=np.int64)
+            source = "fitted model (best restart), float64"
+            if all_labels is not None and not np.array_equal(all_labels[r], labels):
+                logger.warning("%s: last-epoch labels of the best restart differ from the model's", ds.name)
+        else:
+            labels = None if all_labels is None else all_labels[r]
+            source = "restart evaluated at the last epoch (callback), float64"
+        record = {
+            **base,
+            "run": r,
+            "restart": r,
+            "is_best_restart": r == best,
+            "objective": None if diverged else float(final),
+            "diverged": diverged,
+            "n_epochs_run": int(model.n_iter_),
+            "labels_source": source,
+        }
+        if labels is not None and not diverged:
+            record.update(_label_summary(y, labels, ds.k))
+        else:
+            record["metrics"] = None
+        records.append(record)
+
+    save = spec.save_models if spec.save_models is not None else ds.is_toy
+    if save:
+        model_dir = out / "models" / ds.name
+        model.save(model_dir)
+        _write_json(
+            model_dir / "experiment.json",
+            {
+                "dataset": ds.name,
+                "config_hash": common["config_hash"],
+                "best_restart": best,
+                "config": config,
+            },
+        )
+    if ds.is_toy and snapshots:
+        _toy_artifacts(ds, X, xx, yy, snapshots, losses, best, out, common["config_hash"])
+    return records
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _toy_artifacts(
+    ds: DatasetConfig,
+    X: np.ndarray,
+    xx: np.ndarray,
+    yy: np.ndarray,
+    snapshots: list[tuple[int, np.ndarray]],
+    losses: np.ndarray,
+    best: int,
+    out: Path,
+    digest: str,
+) -> None:
+    """GIF of the best run's density, Figure 2-style panel of the other runs, and the arrays."""
+    from flowmix.plots import density_animation, density_panels
+
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    shape = xx.shape
+    frames = [(epoch, snap[best].reshape(shape)) for epoch, snap in snapshots]
+    if all(np.isfinite(f).any() for _, f in frames):
+        density_animation(frames, xx, yy, figures / f"{ds.name}_density.gif", fps=10, X=X, title=ds.label)
+    final = snapshots[-1][1].reshape(-1, *shape)
+    final_loss = losses[:, -1]
+    others = [r for r in np.argsort(np.where(np.isfinite(final_loss), final_loss, np.inf)) if r != best]
+    panels = [
+        (f"run {r}: loss {final_loss[r]:.4f}", xx, yy, final[r])
+        for r in others
+        if np.isfinite(final[r]).any() and np.isfinite(final_loss[r])
+    ]
+    if panels:
+        density_panels(
+            panels,
+            [figures / f"{ds.name}_other_runs.png", figures / f"{ds.name}_other_runs.pdf"],
+            ncols=min(5, len(panels)),
+        )
+    arrays = out / "arrays"
+    arrays.mkdir(parents=True, exist_ok=True)
+    target = arrays / f"{ds.name}_flows.npz"
+    tmp = arrays / f".{ds.name}_flows.tmp-{os.getpid()}.npz"
+    try:
+        np.savez_compressed(
+            tmp,
+            xx=xx,
+            yy=yy,
+            final_log_density=final.astype(np.float32),
+            snapshot_epochs=np.array([e for e, _ in snapshots]),
+            losses=losses,
+            best_restart=np.array(best),
+            config_hash=np.array(digest),
+        )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure 1
+
+
+def make_figure1(
+    out_dir: str | os.PathLike[str],
+    datasets: Sequence[str] | None = None,
+    *,
+    grid_size: int = 200,
+    loader: Loader | None = None,
+) -> list[Path]:
+    """Figure 1 of the paper from the best models saved under ``<out_dir>/models``.
+
+    One row per toy set that has a saved model (in the paper's order), four columns: the data,
+    the best run's clusters, the decision regions with the true labels, the density.
+
+    Returns
+    -------
+    list of Path
+        The PNG and PDF written, or nothing when no toy model is saved.
+    """
+    from flowmix import FlowMixture
+    from flowmix.plots import ToyPanel, grid_2d, toy_figure
+
+    out = Path(out_dir)
+    names = [d.name for d in TOY_DATASETS if datasets is None or d.name in datasets]
+    rows = []
+    for name in names:
+        model_dir = out / "models" / name
+        if not (model_dir / "config.json").is_file():
+            continue
+        ds = get_dataset_config(name)
+        if loader is not None:
+            data = loader(name)
+        else:
+            from flowmix.datasets import load_dataset
+
+            data = load_dataset(name)
+        X, y = np.asarray(data.X), np.asarray(data.y)
+        model = FlowMixture.load(model_dir, device="cpu")
+        xx, yy, pts = grid_2d(X, n=grid_size)
+        rows.append(
+            ToyPanel(
+                name=ds.label,
+                X=X,
+                y_true=y,
+                y_pred=model.predict(X),
+                grid=(xx, yy),
+                grid_labels=model.predict(pts).reshape(xx.shape),
+                grid_log_density=model.score_samples(pts).reshape(xx.shape),
+                n_clusters=ds.k,
+            )
+        )
+    if not rows:
+        return []
+    paths = [out / "figures" / f"{FIGURE1_STEM}.png", out / "figures" / f"{FIGURE1_STEM}.pdf"]
+    toy_figure(rows, paths)
+    return paths
