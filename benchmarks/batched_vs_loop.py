@@ -47,7 +47,9 @@ class LoopMixture(nn.Module):
 
 
 def time_batched(x: torch.Tensor, k: int, restarts: int, steps: int, hidden: tuple[int, ...]) -> float:
-    model = MixtureOfFlows(torch.rand(restarts, k, x.shape[0]), 0.1, hidden, 1, "tanh", torch.Generator().manual_seed(0))
+    model = MixtureOfFlows(
+        torch.rand(restarts, k, x.shape[0]), 0.1, hidden, 1, "tanh", torch.Generator().manual_seed(0)
+    )
     opt = make_optimizer(model, 1e-3)
 
     def step() -> None:

@@ -66,8 +66,14 @@ def image_step(dim: int, hidden: int, k: int, batch: int, device: torch.device, 
         step()
         _sync(device)
         best = min(best, time.perf_counter() - start)
-    return {"dim": dim, "hidden": hidden, "components": k, "batch": batch, "seconds": best,
-            "gflops": step_flops(dim, hidden, k, batch) / best / 1e9}
+    return {
+        "dim": dim,
+        "hidden": hidden,
+        "components": k,
+        "batch": batch,
+        "seconds": best,
+        "gflops": step_flops(dim, hidden, k, batch) / best / 1e9,
+    }
 
 
 def main() -> None:
@@ -79,8 +85,10 @@ def main() -> None:
     print(f"float32 matmul: {peak:.1f} GFLOP/s")
     for dim, batch in [(784, 4000), (100, 1000)]:
         row = image_step(dim, 1024, 10, batch, device)
-        print(f"D={dim} K=10 H=1024 batch={batch}: {row['seconds']:.3f} s/step, "
-              f"{row['gflops']:.1f} GFLOP/s = {row['gflops'] / peak:.0%} of matmul")
+        print(
+            f"D={dim} K=10 H=1024 batch={batch}: {row['seconds']:.3f} s/step, "
+            f"{row['gflops']:.1f} GFLOP/s = {row['gflops'] / peak:.0%} of matmul"
+        )
 
 
 if __name__ == "__main__":

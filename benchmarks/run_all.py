@@ -1,0 +1,119 @@
+"""Run every flowmix benchmark, print a table and write benchmarks/RESULTS.md.
+
+1. toy protocol: wall time of the paper's full toy protocol (5 sets x 10 restarts x 2000 epochs),
+   figures and report included, as `make demo` runs it;
+2. batched vs loop: steps/s of the batched mixture against a per-component Python loop,
+   K in {2, 5, 10} and restarts in {1, 10}, each pair measured back to back;
+3. image model efficiency: one training step of the paper's image model and its PCA variant, as
+   a fraction of the float32 matmul rate measured in the same run;
+4. predict throughput and peak memory on 70000 x 784.
+
+Run:  make bench      (or .venv/bin/python benchmarks/run_all.py [--device cpu] [--skip-toy])
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from batched_vs_loop import compare
+from image_step import image_step, matmul_gflops
+from predict_throughput import predict_throughput
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def toy_protocol_seconds(device: str) -> float:
+    from flowmix.experiments.configs import TOY_DATASETS
+    from flowmix.experiments.report import write_report
+    from flowmix.experiments.runner import GridSpec, run_grid
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        spec = GridSpec(datasets=[d.name for d in TOY_DATASETS], methods=["flows"], device=device)
+        run_grid(spec, tmp, progress=False)
+        write_report(tmp)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-toy", action="store_true", help="leave out the toy protocol (about a minute)")
+    parser.add_argument("--predict-points", type=int, default=70000)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    lines = [
+        "# flowmix benchmark results",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, "
+        f"{platform.processor() or platform.machine()}, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        f"- torch {torch.__version__}",
+        f"- command: `.venv/bin/python benchmarks/run_all.py --device {args.device}`",
+        "",
+    ]
+
+    def emit(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    if not args.skip_toy:
+        seconds = toy_protocol_seconds(args.device)
+        emit("## Toy protocol (5 sets x 10 restarts x 2000 epochs, figures and report included)")
+        emit()
+        emit(f"Wall time: **{seconds:.1f} s** (target <= 60 s on 2 cores).")
+        emit()
+
+    emit("## Batched mixture vs per-component Python loop (N=1000, D=2, 10 hidden, 200 steps)")
+    emit()
+    emit("| K | restarts | batched steps/s | loop steps/s | speed-up |")
+    emit("|---|---|---|---|---|")
+    for k in (2, 5, 10):
+        for restarts in (1, 10):
+            row = compare(k, restarts, 200)
+            emit(
+                f"| {k} | {restarts} | {row['batched_steps_per_s']:.1f} | {row['loop_steps_per_s']:.1f} | "
+                f"{row['speedup']:.1f}x |"
+            )
+    emit()
+
+    peak = matmul_gflops(device)
+    emit("## Image model: one training step (K=10, 1024 hidden, one restart)")
+    emit()
+    emit(f"Measured float32 matmul rate (2048^2): **{peak:.1f} GFLOP/s**.")
+    emit()
+    emit("| model | D | batch | s/step | GFLOP/s | fraction of matmul |")
+    emit("|---|---|---|---|---|---|")
+    for name, dim, batch in (("raw pixels", 784, 4000), ("PCA-100", 100, 1000)):
+        row = image_step(dim, 1024, 10, batch, device)
+        emit(
+            f"| {name} | {dim} | {batch} | {row['seconds']:.3f} | {row['gflops']:.1f} | "
+            f"{row['gflops'] / peak:.0%} |"
+        )
+    emit()
+
+    row = predict_throughput(args.predict_points, args.device)
+    emit(f"## predict on {row['points']} x 784 (K=10, 1024 hidden, float64 inference, chunked)")
+    emit()
+    emit(
+        f"{row['points_per_s']:.0f} points/s ({row['seconds']:.1f} s); the process's peak resident memory "
+        f"grew by {row['peak_increase_mib']:.0f} MiB during predict (the input array is "
+        f"{row['input_mib']:.0f} MiB)."
+    )
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
