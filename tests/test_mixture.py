@@ -142,10 +142,21 @@ def test_same_seed_same_result(moons):
     assert not np.array_equal(a.losses_, c.losses_)
 
 
-def test_uniform_init_draws_means_in_the_data_box(moons):
+def test_box_init_draws_means_in_the_data_box(moons):
     X, _ = moons
     model = FlowMixture(3, n_epochs=1, random_state=0).fit(X * 5 + 2)
     assert np.all(model.base_means_ >= 2) and np.all(model.base_means_ <= 7)
+    assert model.base_means_.max() > 4  # spread over the box, not the unit cube
+
+
+def test_unit_init_draws_means_in_the_unit_cube_whatever_the_data(moons):
+    X, _ = moons
+    model = FlowMixture(3, init="unit", n_epochs=1, n_init=4, random_state=0).fit(X * 5 + 2)
+    assert np.all(model.base_means_ >= 0) and np.all(model.base_means_ <= 1)
+    # On min-max scaled data, "box" and "unit" draw the same means.
+    box = FlowMixture(3, init="box", n_epochs=1, random_state=0).fit(X)
+    unit = FlowMixture(3, init="unit", n_epochs=1, random_state=0).fit(X)
+    np.testing.assert_allclose(box.base_means_, unit.base_means_, atol=1e-6)
 
 
 def test_kmeans_init_starts_at_centroids(moons):
@@ -183,6 +194,7 @@ def test_preset_holds_the_paper_settings():
     params = model.get_params()
     assert params["hidden_units"] == (10,) and params["n_epochs"] == 2000 and params["batch_size"] == 4000
     assert params["base_std"] == 0.1 and params["n_init"] == 2 and params["n_components"] == 5
+    assert params["init"] == "unit"
     assert FlowMixture.from_preset("paper-fmnist", 10).batch_size == 3500
     with pytest.raises(ValueError, match="Unknown preset 'toy'; choose one of"):
         FlowMixture.from_preset("toy", 2)

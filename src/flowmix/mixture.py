@@ -25,7 +25,7 @@ from flowmix.train import train
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
-INITS = ("uniform", "kmeans")
+INITS = ("box", "unit", "kmeans")
 # Activations held per evaluation chunk; bounds prediction memory whatever N is.
 _CHUNK_FLOATS = 2**24
 
@@ -49,10 +49,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default="tanh"
     base_std : float, default=0.1
         Standard deviation of the base normals, in data units.
-    init : {"uniform", "kmeans"}, default="uniform"
-        Base means: ``"uniform"`` draws them uniformly in the data's bounding box (the paper's
-        U(0, 1)^D on min-max scaled data); ``"kmeans"`` puts them at k-means centroids (one
-        k-means run per restart, seeded differently).
+    init : {"box", "unit", "kmeans"}, default="box"
+        Base means, fresh per component and restart: ``"box"`` draws them uniformly in the
+        data's bounding box; ``"unit"`` draws them from U(0, 1)^D whatever the data (the
+        paper's rule, used by the ``paper-*`` presets; the same as ``"box"`` on min-max scaled
+        data); ``"kmeans"`` puts them at k-means centroids (one k-means run per restart).
     n_epochs : int, default=2000
     batch_size : int, default=4000
     learning_rate : float, default=1e-3
@@ -100,7 +101,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_layers: int = 1,
         activation: str = "tanh",
         base_std: float = 0.1,
-        init: str = "uniform",
+        init: str = "box",
         n_epochs: int = 2000,
         batch_size: int = 4000,
         learning_rate: float = 1e-3,
@@ -216,7 +217,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """(n_init, K, D) base means, fresh per component and per restart."""
         rng = np.random.RandomState(seed)
         shape = (self.n_init, self.n_components, X.shape[1])
-        if self.init == "uniform":
+        if self.init == "unit":
+            return rng.uniform(size=shape).astype(np.float32)
+        if self.init == "box":
             low, high = X.min(axis=0), X.max(axis=0)
             return (low + (high - low) * rng.uniform(size=shape)).astype(np.float32)
         from sklearn.cluster import KMeans

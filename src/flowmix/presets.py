@@ -1,8 +1,9 @@
 """The paper's training settings as named presets (Ciobanu, "Mixtures of Normalizing Flows").
 
 Use them with ``FlowMixture.from_preset(name, n_components, **overrides)``. Every preset is one
-MADE layer with tanh units, base standard deviation 0.1 (the reference code's value; the paper's
-text says variance 0.1, i.e. ``base_std=0.316``), Adam with learning rate 1e-3 and 10 restarts.
+MADE layer with tanh units, base means drawn from U(0, 1)^D (``init="unit"``), base standard
+deviation 0.1 (the reference code's value; the paper's text says variance 0.1, i.e.
+``base_std=0.316``), Adam with learning rate 1e-3 and 10 restarts.
 
 ==================  ======  ======  ======  ==========================================
 preset              hidden  epochs  batch   used for
@@ -26,7 +27,7 @@ _COMMON: dict[str, Any] = {
     "n_layers": 1,
     "activation": "tanh",
     "base_std": 0.1,
-    "init": "uniform",
+    "init": "unit",
     "learning_rate": 1e-3,
     "n_init": 10,
     "shuffle": True,
