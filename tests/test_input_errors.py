@@ -40,7 +40,7 @@ def test_three_dimensional_input():
 
 
 def test_empty_input():
-    with pytest.raises(ValueError, match=r"0 sample\(s\).*a minimum of 1 is required"):
+    with pytest.raises(ValueError, match=r"0 sample\(s\).*a minimum of 1 is required.*pass at least one row"):
         FlowMixture(2, n_epochs=1).fit(np.zeros((0, 2)))
 
 
@@ -50,7 +50,7 @@ def test_fewer_samples_than_components():
 
 
 def test_wrong_feature_count_at_predict(fitted):
-    with pytest.raises(ValueError, match="X has 3 features, but FlowMixture is expecting 2 features"):
+    with pytest.raises(ValueError, match="X has 3 features, but FlowMixture is expecting 2 features.*same"):
         fitted.predict(np.zeros((2, 3)))
 
 
@@ -94,3 +94,14 @@ def test_hidden_units_given_as_an_int():
 def test_cuda_without_gpu():
     with pytest.raises(ValueError, match="device='cuda' was requested but torch sees no CUDA GPU"):
         FlowMixture(2, n_epochs=1, device="cuda").fit(X_GOOD)
+
+
+def test_fitting_a_dataframe_does_not_warn_about_feature_names():
+    pd = pytest.importorskip("pyarrow")
+    import warnings
+
+    table = pd.table({"a": X_GOOD[:, 0], "b": X_GOOD[:, 1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = FlowMixture(2, n_epochs=2, random_state=0).fit(table)
+    assert list(model.feature_names_in_) == ["a", "b"]

@@ -65,7 +65,35 @@ def test_failed_save_leaves_nothing_half_written(fitted, tmp_path, monkeypatch):
     monkeypatch.setattr("safetensors.torch.save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         fitted.save(tmp_path / "model")
-    assert list((tmp_path / "model").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_overwrite_keeps_the_previous_model(fitted, data, tmp_path, monkeypatch):
+    fitted.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()}
+
+    def broken(tensors, filename):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(tmp_path / "model")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_save_over_an_existing_model_replaces_it(fitted, data, tmp_path):
+    other = FlowMixture(2, n_epochs=2, random_state=5).fit(data)
+    other.save(tmp_path / "model")
+    fitted.save(tmp_path / "model")
+    np.testing.assert_array_equal(FlowMixture.load(tmp_path / "model").predict(data), fitted.predict(data))
+
+
+def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="non-empty directory that holds no flowmix model"):
+        fitted.save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_load_errors_say_what_is_wrong(tmp_path):

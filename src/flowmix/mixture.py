@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
@@ -206,7 +207,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_iter_ = result.n_epochs_run
         self.weights_ = self.density_.log_weights()[0].exp().detach().cpu().numpy().astype(np.float64)
         self.base_means_ = self.density_.base_means[0].cpu().numpy().astype(np.float64)
-        self.labels_ = self.predict(X)
+        self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
@@ -235,7 +236,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _joint_log_prob(self, X: Any) -> np.ndarray:
         """log pi_k + log MAF_k(x) for every point: (N, K) float64, computed in chunks."""
         check_is_fitted(self, "density_")
-        X = self._validate_X(X, reset=False)
+        return self._joint_log_prob_array(self._validate_X(X, reset=False))
+
+    def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
+        """As :meth:`_joint_log_prob` for an already validated array."""
         density = self.density_
         device = density.logits.device
         per_point = self.n_components * (sum(self.hidden_units) * self.n_layers + 4 * X.shape[1])
@@ -296,8 +300,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted model to directory ``path``: config.json and model.safetensors.
 
-        Each file is written to a temporary name and renamed, so an interrupted save never
-        leaves a half-written file behind.
+        The pair is written to a temporary directory that then takes the place of ``path``, so
+        an interrupted save never leaves a half-written model behind.
         """
         from safetensors.torch import save_file
 
@@ -305,7 +309,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory; choose a directory path for the model.")
-        path.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+            raise ValueError(
+                f"{path} is a non-empty directory that holds no flowmix model; choose a new or empty "
+                "directory so that nothing else is overwritten."
+            )
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.density_.state_dict().items()}
         tensors["loss_curve"] = torch.as_tensor(self.loss_curve_)
         tensors["losses"] = torch.as_tensor(self.losses_)
@@ -322,8 +330,21 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             "best_restart": self.best_restart_,
             "n_iter": self.n_iter_,
         }
-        _write_atomic(path / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-        _write_atomic(path / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
+        # Both files go to a temporary sibling directory that then replaces ``path``: a model
+        # directory always holds a matching pair, whatever interrupts the save.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        try:
+            tmp.mkdir()
+            save_file(tensors, str(tmp / TENSORS_FILE))
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            if path.exists():
+                path.rename(old)
+            tmp.rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         return path
 
     @classmethod
@@ -433,6 +454,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 raise ValueError(
                     f"X must be numeric: {text}. Encode or drop non-numeric columns before fitting."
                 ) from err
+            if "0 sample(s)" in text:
+                raise ValueError(
+                    f"{text} X is empty: pass at least one row (check for an empty file or a filter "
+                    "that removed every row)."
+                ) from err
+            if "features, but" in text:
+                raise ValueError(
+                    f"{text} Pass data with the columns used at fit time (apply the same "
+                    "preprocessing), or fit a new model on this data."
+                ) from err
             if "NaN" in text or "infinity" in text:
                 raise ValueError(
                     f"{text.splitlines()[0]} FlowMixture needs finite values: drop or impute the "
@@ -444,13 +475,3 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _write_atomic(target: Path, write: Callable[[Path], Any]) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
