@@ -20,15 +20,7 @@ from flowmix.experiments import runner as exp_runner
 from flowmix.experiments.configs import QuickSettings
 from flowmix.experiments.runner import RECORDS_FILE, read_records
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No shared data, a private cache, no downloads."""
-    monkeypatch.delenv("FLOWMIX_DATA", raising=False)
-    monkeypatch.delenv("FLOWMIX_MIRROR", raising=False)
-    monkeypatch.setenv("FLOWMIX_NO_DOWNLOAD", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(dsfiles, "MIRRORS", {})
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def invoke(*args: str):
@@ -187,6 +179,17 @@ def test_reproduce_table1_quick_on_synthetic_idx(tmp_path, monkeypatch):
     assert "0 new record(s), 4 already done" in cont.stdout
 
 
+def test_contingency_reuses_the_table1_directory_by_default():
+    from flowmix.cli import reproduce_contingency, reproduce_table1
+
+    def default_out(command):
+        return next(p.default for p in command.params if p.name == "out")
+
+    assert default_out(reproduce_contingency) == default_out(reproduce_table1) == "results/table1"
+    help_text = " ".join(invoke("reproduce", "contingency", "--help").stdout.split())
+    assert "[default: results/table1]" in help_text and "reused, not fitted again" in help_text
+
+
 # ------------------------------------------------------------------------------------------------
 # fit / predict / evaluate
 
@@ -299,6 +302,29 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert_user_error(invoke("report", tmp_path / "nothing"), "No such directory")
     assert_user_error(invoke("report", tmp_path), "has no records.jsonl")
     assert not (tmp_path / "x" / RECORDS_FILE).exists()
+
+
+def test_type_errors_are_bugs_except_parameter_validation(tmp_path, monkeypatch):
+    import flowmix.datasets
+    from flowmix import presets
+
+    data = tmp_path / "blobs.csv"
+    blobs_csv(data, n=12)
+    out = tmp_path / "never"
+    # A parameter of the wrong type, caught by the estimator's validation: a user error.
+    monkeypatch.setitem(presets.PRESETS, "bad-widths", {**presets.PRESETS["paper-toy"], "hidden_units": 32})
+    assert_user_error(
+        invoke("fit", data, "-k", "2", "--preset", "bad-widths", "--out", out), "hidden_units must be a tuple"
+    )
+
+    # Any other TypeError, even one whose text looks like a message, is a bug: it propagates.
+    def broken(*args, **kwargs):
+        raise TypeError("x must be a bug")
+
+    monkeypatch.setattr(flowmix.datasets, "read_table", broken)
+    with pytest.raises(TypeError, match="x must be a bug"):
+        invoke("fit", data, "-k", "2", "--out", out)
+    assert not out.exists()
 
 
 def test_predict_checks_feature_count(tmp_path):

@@ -25,14 +25,7 @@ import pytest
 from flowmix.datasets import DatasetError, load_dataset
 from flowmix.datasets import files as dsfiles
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.delenv("FLOWMIX_DATA", raising=False)
-    monkeypatch.delenv("FLOWMIX_MIRROR", raising=False)
-    monkeypatch.delenv("FLOWMIX_NO_DOWNLOAD", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(dsfiles, "MIRRORS", {})
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,7 +127,7 @@ def test_corrupt_download_leaves_nothing(tmp_path, server, monkeypatch):
     assert "Could not download mnist/train-labels-idx1-ubyte.gz to" in msg
     assert f"{base}/mnist/train-labels-idx1-ubyte.gz: checksum mismatch: SHA-256 of the download is" in msg
     assert "train-labels-idx1-ubyte.gz" not in leftovers(tmp_path)
-    assert not [n for n in leftovers(tmp_path) if n.endswith(".part")]
+    assert not [n for n in leftovers(tmp_path) if n.startswith(".")]
 
 
 def test_dropped_connection_leaves_nothing(tmp_path, server, monkeypatch):
@@ -148,7 +141,7 @@ def test_dropped_connection_leaves_nothing(tmp_path, server, monkeypatch):
     assert "mnist/train-images-idx3-ubyte.gz" in msg
     assert re.search(r"train-images-idx3-ubyte.gz: connection closed after \d+ of \d+ bytes", msg), msg
     assert "train-images-idx3-ubyte.gz" not in leftovers(tmp_path)
-    assert not [n for n in leftovers(tmp_path) if n.endswith(".part")]
+    assert not [n for n in leftovers(tmp_path) if n.startswith(".")]
 
 
 def test_next_mirror_is_tried(tmp_path, server, monkeypatch):

@@ -24,15 +24,7 @@ import flowmix
 from flowmix.datasets import DatasetError, images, list_datasets, load_dataset
 from flowmix.datasets import files as dsfiles
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No shared data, a private cache, and no known mirror: a stray download fails offline."""
-    monkeypatch.delenv("FLOWMIX_DATA", raising=False)
-    monkeypatch.delenv("FLOWMIX_MIRROR", raising=False)
-    monkeypatch.delenv("FLOWMIX_NO_DOWNLOAD", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(dsfiles, "MIRRORS", {})
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def sha(data: bytes) -> str:
@@ -319,7 +311,7 @@ def test_cifar_tarball_converted_once_to_npz(tmp_path, monkeypatch):
         assert f["x_train"].dtype == np.uint8
     sidecar = json.loads((tmp_path / "cifar-10/cifar10.npz.source.json").read_text())
     assert sidecar["sha256"] == dsfiles.sha256_of(npz)
-    assert not [p for p in (tmp_path / "cifar-10").iterdir() if p.name.endswith(".part")]
+    assert not [p for p in (tmp_path / "cifar-10").iterdir() if p.name.startswith(".")]
     # later loads read the npz (the tarball may go) and verify it through the sidecar
     (tmp_path / "cifar-10/cifar-10-python.tar.gz").unlink()
     np.testing.assert_array_equal(load_dataset("cifar10", data_dir=tmp_path, download=False).X, X)
@@ -374,7 +366,7 @@ def test_pca_variant_fits_whole_set_and_is_cached(tmp_path, monkeypatch):
     np.testing.assert_allclose(ds.X, ref, rtol=0, atol=1e-4)
     (cached,) = (cache / "pca").glob("mnist-pca100-v*-*.npy")
     assert cached.name.startswith(f"mnist-pca100-v{flowmix.__version__}-")
-    assert not [p for p in (cache / "pca").iterdir() if p.name.endswith(".part")]
+    assert not [p for p in (cache / "pca").iterdir() if p.name.startswith(".")]
 
     import sklearn.decomposition
 
@@ -387,6 +379,46 @@ def test_pca_variant_fits_whole_set_and_is_cached(tmp_path, monkeypatch):
     assert again.name == "mnist_pca"
     with pytest.raises(AssertionError, match="cached projection"):
         load_dataset("mnist", pca=7, data_dir=tmp_path / "data", download=False, cache_dir=cache)
+
+
+def _no_decoding(*args, **kwargs):
+    raise AssertionError("a cached PCA projection must not decode the images")
+
+
+def test_pca_cache_hit_decodes_no_image(tmp_path, monkeypatch):
+    _, y = make_idx_set(tmp_path / "data", "mnist", monkeypatch, n_train=30, n_test=9)
+    where = {"data_dir": tmp_path / "data", "download": False, "cache_dir": tmp_path / "cache"}
+    first = load_dataset("mnist5", pca=4, **where)
+    np.testing.assert_array_equal(first.y, y[y < 5])
+    monkeypatch.setattr(images, "_idx_images_into", _no_decoding)
+    again = load_dataset("mnist5", pca=4, **where)
+    np.testing.assert_array_equal(again.X, first.X)
+    np.testing.assert_array_equal(again.y, first.y)
+    assert again.y.dtype == np.int64 and again.name == "mnist5_pca4"
+    assert again.description == first.description and again.class_names == tuple("01234")
+    # a miss (another k) does decode
+    with pytest.raises(AssertionError, match="must not decode"):
+        load_dataset("mnist5", pca=3, **where)
+    # the checksums are still verified on a cache hit
+    put(tmp_path / "data", "mnist/t10k-labels-idx1-ubyte.gz", b"tampered", monkeypatch, checksum=False)
+    with pytest.raises(DatasetError, match="failed its checksum"):
+        load_dataset("mnist5", pca=4, **where)
+
+
+def test_pca_cache_hit_decodes_no_cifar_image(tmp_path, monkeypatch):
+    arrays = make_cifar_arrays(n_train=12, n_test=5)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    put(tmp_path, "cifar-10/cifar10.npz", buf.getvalue(), monkeypatch)
+    where = {"data_dir": tmp_path, "download": False, "cache_dir": tmp_path / "cache"}
+    first = load_dataset("cifar10", pca=3, **where)
+    np.testing.assert_array_equal(first.y, expected_cifar(arrays)[1])
+    monkeypatch.setattr(images, "read_cifar_npz", _no_decoding)
+    monkeypatch.setattr(images, "_npy_member_into", _no_decoding)
+    again = load_dataset("cifar10", pca=3, **where)
+    np.testing.assert_array_equal(again.X, first.X)
+    np.testing.assert_array_equal(again.y, first.y)
+    assert again.y.dtype == np.int64 and again.name == "cifar10_pca3"
 
 
 def test_pca_cache_is_keyed_by_source_files(tmp_path, monkeypatch):

@@ -153,7 +153,11 @@ def test_unknown_name_lists_valid_names():
 
 
 def test_pca_on_toy_set_is_refused():
-    with pytest.raises(ValueError, match="pca must be an integer between 1 and 1 for 'moons'"):
-        load_dataset("moons", pca=100)
-    with pytest.raises(ValueError, match="image sets only"):
-        load_dataset("moons", pca=1)
+    message = r"'moons' is a 2-D toy set: PCA variants exist only for the image sets \(mnist, mnist5, "
+    for k in (100, 1, 2):
+        with pytest.raises(ValueError, match=message):
+            load_dataset("moons", pca=k)
+    with pytest.raises(ValueError, match="PCA variants exist only for the image sets"):
+        load_dataset("smile", pca=100, smile_drop_first_row=True)
+    with pytest.raises(ValueError, match="Unknown data set 'moons_pca'"):
+        load_dataset("moons_pca")

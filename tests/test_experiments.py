@@ -15,7 +15,6 @@ from PIL import Image
 
 from flowmix import FlowMixture
 from flowmix.datasets import DatasetError, load_dataset
-from flowmix.datasets import files as dsfiles
 from flowmix.experiments import configs
 from flowmix.experiments.configs import (
     PAPER_TABLE1,
@@ -36,15 +35,7 @@ from flowmix.experiments.runner import (
 )
 from flowmix.metrics import clustering_scores
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No shared data, a private cache, no downloads."""
-    monkeypatch.delenv("FLOWMIX_DATA", raising=False)
-    monkeypatch.delenv("FLOWMIX_MIRROR", raising=False)
-    monkeypatch.setenv("FLOWMIX_NO_DOWNLOAD", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(dsfiles, "MIRRORS", {})
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 # ------------------------------------------------------------------------------------------------

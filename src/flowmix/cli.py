@@ -31,9 +31,12 @@ import click
 import numpy as np
 
 import flowmix
+from flowmix._io import atomic_write_text
 
 CLI_SIDECAR = "preprocessing.json"
 SCALES = ("minmax", "standard", "none")
+#: Default output directory of `reproduce table1`, shared by `reproduce contingency`.
+TABLE1_OUT = "results/table1"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -57,16 +60,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+        # The library reports bad input as ValueError (DatasetError is one) or as a missing or
+        # unusable path; anything else (a TypeError included) is a bug and keeps its traceback.
+        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                 PermissionError) as err:  # fmt: skip
-            if isinstance(err, TypeError) and not _is_user_type_error(err):
-                raise
             raise UserError(str(err) or type(err).__name__) from err
-
-
-def _is_user_type_error(err: TypeError) -> bool:
-    # The estimator raises TypeError for bad argument types; a TypeError from deeper down is a bug.
-    return "must be" in str(err)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -89,16 +87,6 @@ def _label_column(value: str | None) -> int | str | None:
         return int(text)
     except ValueError:
         return text
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fmt(value: Any) -> str:
@@ -150,7 +138,8 @@ def _grid_options(default_out: str, default_methods: str) -> Callable:
             click.option("--methods", "methods", multiple=True, default=(default_methods,), show_default=True,
                          help="Methods among flows, random, kmeans, gmm (comma-separated or repeated)."),
             click.option("--runs", type=int, default=None,
-                         help="Runs per method, seeds 0..runs-1; the best is reported. [default: 10; quick: 2]"),
+                         help="Runs per method, the best reported: baselines use seeds 0..runs-1; the flows' "
+                         "runs are the restarts of one seeded fit. [default: 10; quick: 2]"),
             click.option("--epochs", type=int, default=None,
                          help="Override the epochs of the mixture of flows (default: the paper's preset)."),
             click.option("--device", default="cpu", show_default=True, help="Torch device of the flows: cpu or cuda."),
@@ -301,7 +290,7 @@ def reproduce_toy(snapshot_every: int | None, **kwargs: Any) -> None:
 
 
 @reproduce.command("table1")
-@_grid_options("results/table1", "flows,random,kmeans,gmm")
+@_grid_options(TABLE1_OUT, "flows,random,kmeans,gmm")
 @_image_options
 def reproduce_table1(**kwargs: Any) -> None:
     """Table 1: the mixture of flows, random labels, k-means and EM/GMM on the image sets.
@@ -315,10 +304,16 @@ def reproduce_table1(**kwargs: Any) -> None:
 
 
 @reproduce.command("contingency")
-@_grid_options("results/contingency", "flows")
+@_grid_options(TABLE1_OUT, "flows")
 @_image_options
 def reproduce_contingency(**kwargs: Any) -> None:
-    """Tables 3-4: contingency tables of the best mixture-of-flows runs on MNIST5 and MNIST5_PCA."""
+    """Tables 3-4: contingency tables of the best mixture-of-flows runs on MNIST5 and MNIST5_PCA.
+
+    These are the MNIST5 and MNIST5_PCA flows runs of `reproduce table1`, so the default --out is
+    table1's directory: records are keyed by their configuration, so runs that `reproduce table1`
+    already finished with the same settings are reused, not fitted again. With another --out they
+    are fitted there.
+    """
     from flowmix.experiments.configs import CONTINGENCY_DATASETS
 
     _run_reproduce(
@@ -517,6 +512,10 @@ def fit(
     if n_init is not None:
         overrides["n_init"] = n_init
     model = FlowMixture.from_preset(preset, k, **overrides) if preset else FlowMixture(k, **overrides)
+    try:
+        model._check_params()  # the estimator's own validation, before the data are touched
+    except TypeError as err:  # a parameter of the wrong type: the user's input, not a bug
+        raise UserError(str(err)) from err
     model.fit(Xs)
     target = Path(out) if out else Path.cwd() / f"{Path(file).stem}.flowmix"
     _save_model_dir(model, prep, target)
@@ -557,7 +556,7 @@ def predict(model_dir: str, file: str, out: str | None, proba: bool, label_colum
     if out is None:
         click.echo(text, nl=False)
         return
-    _atomic_write_text(Path(out), text)
+    atomic_write_text(out, text)
     click.echo(f"wrote {len(labels)} prediction(s) to {out}")
 
 

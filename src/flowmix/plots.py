@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from matplotlib.collections import QuadMesh
 from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+
+from flowmix._io import atomic_write
 
 __all__ = [
     "ToyPanel",
@@ -64,28 +65,10 @@ def _as_paths(path: PathLike | Sequence[PathLike] | None, allowed: tuple[str, ..
     return paths
 
 
-def _temp_sibling(path: Path) -> Path:
-    # Same folder, so os.replace is an atomic rename on the same file system; same suffix, so writers
-    # that pick the format by extension (Pillow) still do; a leading dot hides it from globs.
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temp_path)`` and move the result onto ``path``; remove the temp file on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _save(fig: Figure, path: PathLike | Sequence[PathLike] | None, dpi: int) -> None:
     for p in _as_paths(path, _STATIC_SUFFIXES):
         fmt = p.suffix.lower()[1:]
-        _atomic_write(p, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+        atomic_write(p, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -557,7 +540,7 @@ def density_animation(
                 ax.set_title(f"{prefix}epoch {epoch}", fontsize=10)
                 writer.grab_frame()
 
-    _atomic_write(out, write)
+    atomic_write(out, write)
     return out
 
 

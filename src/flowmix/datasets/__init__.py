@@ -120,6 +120,11 @@ def _parse_name(name: str, pca: int | None) -> tuple[str, int | None]:
     if base not in _SPECS:
         raise ValueError(f"Unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}.")
     spec = _SPECS[base]
+    if k is not None and spec.kind == "toy":
+        raise ValueError(
+            f"{base!r} is a 2-D toy set: PCA variants exist only for the image sets "
+            f"({', '.join(_IMAGE_NAMES)}); load {base!r} without pca."
+        )
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < spec.n_features:
             raise ValueError(
@@ -195,53 +200,64 @@ def load_dataset(
     base, k = _parse_name(name, pca)
     spec = _SPECS[base]
     if spec.kind == "toy":
-        if k is not None:
-            raise ValueError(f"pca applies to the image sets only; {base!r} has {spec.n_features} features.")
         if base == "smile":
             X, y, desc = toy.load_smile(drop_first_row=smile_drop_first_row)
         else:
             X, y, desc = _TOY[base](seed)
         return Dataset(X, y, base, None, desc)
 
+    # Locate and verify the files first; decoding the images is the slow part, which a cached PCA
+    # projection skips (its key needs only the files' checksums and the number of labelled rows).
     roots = data_roots(data_dir, cache_dir)
+    where = {"download": download, "mirrors": mirrors, "what": base, "progress": progress}
     if base == "cifar10":
-        X, y, sources = images.load_cifar10(
-            roots, download=download, mirrors=mirrors, what=base, progress=progress
-        )
+        npz, sources = images.locate_cifar10(roots, **where)
+
+        def read_labels() -> tuple[np.ndarray, int]:
+            return images.read_cifar_npz_labels(npz), spec.n_features
+
+        def read_images() -> tuple[np.ndarray, np.ndarray]:
+            return images.read_cifar_npz(npz)
+
         desc = (
             "CIFAR-10 (cifar-10/cifar10.npz, or converted from cifar-10-python.tar.gz): 50000 train then "
             "10000 test images, each flattened in (row, column, channel) RGB order as Keras' "
             "cifar10.load_data(), pixels / 255 as float32"
         )
     else:
+        paths, sources = images.locate_idx_files(spec.folder or base, roots, **where)
         classes = range(5) if base == "mnist5" else None
-        X, y, sources = images.load_idx_dataset(
-            spec.folder or base,
-            roots,
-            classes=classes,
-            download=download,
-            mirrors=mirrors,
-            what=base,
-            progress=progress,
-        )
+
+        def read_labels() -> tuple[np.ndarray, int]:
+            return images.read_idx_set_labels(paths, classes=classes)
+
+        def read_images() -> tuple[np.ndarray, np.ndarray]:
+            return images.read_idx_set(paths, classes=classes)
+
         which = "MNIST" if spec.folder == "mnist" else "Fashion-MNIST"
         subset = ", only digits 0-4" if base == "mnist5" else ""
         desc = (
             f"{which} ({spec.folder}/*-idx*-ubyte.gz): 60000 train then 10000 test images{subset}, "
             "28x28 flattened row by row, pixels / 255 as float32"
         )
-    out_name = base
-    if k is not None:
-        from flowmix.datasets.pca import PCA_RANDOM_STATE, pca_project
+    if k is None:
+        X, y = read_images()
+        return Dataset(X, y, base, spec.class_names, desc)
 
-        cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        X = pca_project(X, k, name=base, sources=sources, cache_dir=cache)
-        out_name = base + _PCA_SUFFIX + ("" if k == _PAPER_PCA else str(k))
-        desc += (
-            f"; then sklearn PCA(n_components={k}, random_state={PCA_RANDOM_STATE}) fitted on the whole set, "
-            "projections not rescaled"
-        )
-    return Dataset(X, y, out_name, spec.class_names, desc)
+    from flowmix.datasets.pca import PCA_RANDOM_STATE, cached_projection, pca_project
+
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    desc += (
+        f"; then sklearn PCA(n_components={k}, random_state={PCA_RANDOM_STATE}) fitted on the whole set, "
+        "projections not rescaled"
+    )
+    out_name = base + _PCA_SUFFIX + ("" if k == _PAPER_PCA else str(k))
+    y, n_features = read_labels()
+    Z = cached_projection(cache, base, k, sources, len(y), n_features)
+    if Z is None:
+        X, y = read_images()
+        Z = pca_project(X, k, name=base, sources=sources, cache_dir=cache)
+    return Dataset(Z, y, out_name, spec.class_names, desc)
 
 
 def _image_location(spec: _Spec, roots: Sequence[Path]) -> Path | None:

@@ -25,11 +25,12 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from flowmix._io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ __all__ = [
     "download_file",
     "find_file",
     "locate",
-    "publish",
     "sha256_of",
     "verify_file",
 ]
@@ -160,13 +160,6 @@ def verify_file(path: Path, expected: str | Sequence[str], what: str = "") -> st
     return actual
 
 
-def publish(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
-    """Give a finished temporary file ordinary permissions and atomically rename it to ``dest``."""
-    # mkstemp creates files readable by their owner only; data and caches may be shared.
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest)
-
-
 def find_file(relpath: str, roots: Sequence[Path]) -> Path | None:
     """The first existing ``<root>/<relpath>``, or None."""
     for root in roots:
@@ -269,49 +262,51 @@ class _BadDownload(Exception):
 
 
 def _download_one(url: str, dest: Path, sha256: str, *, progress: bool | None, timeout: float) -> None:
+    atomic_write(
+        dest,
+        lambda tmp: _fetch_verified(url, tmp, sha256, name=dest.name, progress=progress, timeout=timeout),
+    )
+
+
+def _fetch_verified(
+    url: str, tmp: Path, sha256: str, *, name: str, progress: bool | None, timeout: float
+) -> None:
+    """Stream ``url`` into ``tmp``; raise :class:`_BadDownload` unless all bytes came and match ``sha256``."""
     from tqdm.auto import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "flowmix-datasets"})
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            length_header = response.headers.get("Content-Length")
-            expected_len = int(length_header) if length_header and length_header.isdigit() else None
-            digest = hashlib.sha256()
-            received = 0
-            with tqdm(
-                total=expected_len,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=(None if progress is None else not progress),
-                leave=False,
-            ) as bar:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except http.client.IncompleteRead as exc:  # some Python versions raise on early EOF
-                        received += len(exc.partial)
-                        raise _BadDownload(
-                            f"connection closed after {received} of {expected_len} bytes"
-                        ) from exc
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        # http.client does not always raise when the peer closes early, so count the bytes.
-        if expected_len is not None and received != expected_len:
-            raise _BadDownload(f"connection closed after {received} of {expected_len} bytes")
-        actual = digest.hexdigest()
-        if actual != sha256:
-            raise _BadDownload(f"checksum mismatch: SHA-256 of the download is {actual}, expected {sha256}")
-        publish(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+        length_header = response.headers.get("Content-Length")
+        expected_len = int(length_header) if length_header and length_header.isdigit() else None
+        digest = hashlib.sha256()
+        received = 0
+        with tqdm(
+            total=expected_len,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=name,
+            disable=(None if progress is None else not progress),
+            leave=False,
+        ) as bar:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except http.client.IncompleteRead as exc:  # some Python versions raise on early EOF
+                    received += len(exc.partial)
+                    raise _BadDownload(f"connection closed after {received} of {expected_len} bytes") from exc
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    # http.client does not always raise when the peer closes early, so count the bytes.
+    if expected_len is not None and received != expected_len:
+        raise _BadDownload(f"connection closed after {received} of {expected_len} bytes")
+    actual = digest.hexdigest()
+    if actual != sha256:
+        raise _BadDownload(f"checksum mismatch: SHA-256 of the download is {actual}, expected {sha256}")
 
 
 def locate(

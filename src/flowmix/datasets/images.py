@@ -22,22 +22,22 @@ import logging
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from flowmix._io import atomic_write, atomic_write_text
 from flowmix.datasets.files import (
     SHA256,
     DatasetError,
     download_allowed,
     find_file,
     locate,
-    publish,
     sha256_of,
     verify_file,
     writable_root,
@@ -49,9 +49,13 @@ __all__ = [
     "CIFAR10_CLASSES",
     "FMNIST_CLASSES",
     "convert_cifar_tarball",
-    "load_cifar10",
-    "load_idx_dataset",
+    "locate_cifar10",
+    "locate_idx_files",
+    "read_cifar_npz",
+    "read_cifar_npz_labels",
     "read_idx_labels",
+    "read_idx_set",
+    "read_idx_set_labels",
 ]
 
 FMNIST_CLASSES = (
@@ -205,43 +209,41 @@ def _idx_images_into(path: Path, out: np.ndarray, keep: np.ndarray | None) -> in
     return written
 
 
-def load_idx_dataset(
+def locate_idx_files(
     folder: str,
     roots: Sequence[Path],
     *,
-    classes: Sequence[int] | None = None,
     download: bool = True,
     mirrors: Sequence[str] | None = None,
     what: str = "",
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """Load an MNIST-style set (four IDX .gz files in ``<root>/<folder>/``), train then test.
-
-    Parameters
-    ----------
-    folder : str
-        ``"mnist"`` or ``"fashion-mnist"``.
-    roots : sequence of Path
-        Data roots, searched in order.
-    classes : sequence of int, optional
-        Keep only images with these labels (order preserved); all when None.
-    download, mirrors, what, progress
-        As in :func:`flowmix.datasets.files.locate`.
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Find (downloading if allowed) and verify the four IDX files of ``<root>/<folder>/``.
 
     Returns
     -------
-    X : ndarray of float32, shape (N, rows*cols)
-        Pixels / 255.
-    y : ndarray of int64, shape (N,)
+    paths : dict
+        File name (one of :data:`IDX_FILES`) -> verified path.
     sources : dict
-        Relative path -> SHA-256 of the files read (keys a cache of derived data).
+        Relative path -> SHA-256 of the files (keys a cache of derived data).
     """
     rel = {name: f"{folder}/{name}" for name in IDX_FILES}
     paths = {
         name: locate(r, roots, download=download, mirrors=mirrors, what=what, progress=progress)
         for name, r in rel.items()
     }
+    return paths, {r: SHA256[r] for r in rel.values()}
+
+
+def _idx_splits(
+    paths: Mapping[str, Path], classes: Sequence[int] | None
+) -> tuple[list[tuple[Path, np.ndarray, np.ndarray | None]], int]:
+    """Per split (train, then test): image file, labels, mask of the kept images; and pixels per image.
+
+    Reads the label files and the image headers only.
+    """
     parts = []
+    widths = []
     for split in ("train", "t10k"):
         img_path = paths[f"{split}-images-idx3-ubyte.gz"]
         lab_path = paths[f"{split}-labels-idx1-ubyte.gz"]
@@ -253,20 +255,54 @@ def load_idx_dataset(
                 "the files do not belong together."
             )
         keep = None if classes is None else np.isin(labels, np.asarray(classes))
-        parts.append((img_path, labels, keep, rows * cols))
-    d = parts[0][3]
-    if parts[1][3] != d:
-        raise DatasetError(f"The train and test images of {folder} differ in size.")
-    n_out = sum(len(lab) if keep is None else int(keep.sum()) for _, lab, keep, _ in parts)
+        parts.append((img_path, labels, keep))
+        widths.append(rows * cols)
+    if widths[0] != widths[1]:
+        raise DatasetError(f"The train and test images of {parts[0][0].parent} differ in size.")
+    return parts, widths[0]
+
+
+def read_idx_set_labels(
+    paths: Mapping[str, Path], *, classes: Sequence[int] | None = None
+) -> tuple[np.ndarray, int]:
+    """Labels of an MNIST-style set, train then test, without decoding any image.
+
+    Parameters
+    ----------
+    paths : mapping
+        As returned by :func:`locate_idx_files`.
+    classes : sequence of int, optional
+        Keep only the images with these labels; all when None.
+
+    Returns
+    -------
+    y : ndarray of int64, shape (N,)
+        The labels of the rows :func:`read_idx_set` returns.
+    n_features : int
+        Pixels per image.
+    """
+    parts, d = _idx_splits(paths, classes)
+    y = np.concatenate([labels if keep is None else labels[keep] for _, labels, keep in parts])
+    return y.astype(np.int64), d
+
+
+def read_idx_set(
+    paths: Mapping[str, Path], *, classes: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the images of an MNIST-style set located by :func:`locate_idx_files`, train then test.
+
+    Returns ``X`` (float32 pixels / 255, shape (N, rows*cols)) and ``y`` (int64, shape (N,)).
+    """
+    parts, d = _idx_splits(paths, classes)
+    n_out = sum(len(labels) if keep is None else int(keep.sum()) for _, labels, keep in parts)
     X = np.empty((n_out, d), dtype=np.float32)
     y = np.empty(n_out, dtype=np.int64)
     pos = 0
-    for img_path, labels, keep, _ in parts:
+    for img_path, labels, keep in parts:
         written = _idx_images_into(img_path, X[pos:], keep)
         y[pos : pos + written] = labels if keep is None else labels[keep]
         pos += written
-    sources = {r: SHA256[r] for r in rel.values()}
-    return X, y, sources
+    return X, y
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +356,44 @@ def _npy_member_shape(zf: zipfile.ZipFile, member: str) -> tuple[int, ...]:
     return np.load(io.BytesIO(zf.read(member)), allow_pickle=False).shape
 
 
+_CIFAR_MEMBERS = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+
+
+@contextmanager
+def _readable_npz(path: Path) -> Iterator[None]:
+    """Turn the errors of reading a damaged npz into :class:`DatasetError`."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+        # ValueError: a member that is not a valid .npy (numpy's header parser raises it).
+        raise DatasetError(f"{path} is not a readable .npz file ({exc}); delete it and load again.") from exc
+
+
+def _cifar_labels(zf: zipfile.ZipFile, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``y_train`` and ``y_test`` of an open cifar10.npz, after checking it has all four arrays."""
+    missing = [m for m in _CIFAR_MEMBERS if m not in zf.namelist()]
+    if missing:
+        raise DatasetError(f"{path} lacks the arrays {missing}; expected x_train, y_train, x_test, y_test.")
+    with np.load(path, allow_pickle=False) as npz:
+        return np.asarray(npz["y_train"]).reshape(-1), np.asarray(npz["y_test"]).reshape(-1)
+
+
+def _checked_cifar_labels(path: Path, y_train: np.ndarray, y_test: np.ndarray) -> np.ndarray:
+    y = np.concatenate([y_train, y_test]).astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DatasetError(f"{path}: labels outside 0..9.")
+    return y
+
+
+def read_cifar_npz_labels(path: Path) -> np.ndarray:
+    """The labels (int64, train then test) of a ``cifar10.npz``, without decoding any image."""
+    with _readable_npz(path), zipfile.ZipFile(path) as zf:
+        y_train, y_test = _cifar_labels(zf, path)
+    return _checked_cifar_labels(path, y_train, y_test)
+
+
 def read_cifar_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a ``cifar10.npz`` (x_train, y_train, x_test, y_test as uint8) into float32 pixels.
 
@@ -331,35 +405,16 @@ def read_cifar_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     X : ndarray of float32, shape (N, 3072)
     y : ndarray of int64, shape (N,)
     """
-    needed = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            missing = [m for m in needed if m not in zf.namelist()]
-            if missing:
-                raise DatasetError(
-                    f"{path} lacks the arrays {missing}; expected x_train, y_train, x_test, y_test."
-                )
-            with np.load(path, allow_pickle=False) as npz:
-                y_train = np.asarray(npz["y_train"]).reshape(-1)
-                y_test = np.asarray(npz["y_test"]).reshape(-1)
-            n_train = _npy_member_shape(zf, "x_train.npy")[0]
-            n_test = _npy_member_shape(zf, "x_test.npy")[0]
-            if (n_train, n_test) != (len(y_train), len(y_test)):
-                raise DatasetError(
-                    f"{path}: {n_train}+{n_test} images but {len(y_train)}+{len(y_test)} labels."
-                )
-            X = np.empty((n_train + n_test, 32 * 32 * 3), dtype=np.float32)
-            _npy_member_into(zf, "x_train.npy", path, X[:n_train])
-            _npy_member_into(zf, "x_test.npy", path, X[n_train:])
-    except DatasetError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
-        # ValueError: a member that is not a valid .npy (numpy's header parser raises it).
-        raise DatasetError(f"{path} is not a readable .npz file ({exc}); delete it and load again.") from exc
-    y = np.concatenate([y_train, y_test]).astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise DatasetError(f"{path}: labels outside 0..9.")
-    return X, y
+    with _readable_npz(path), zipfile.ZipFile(path) as zf:
+        y_train, y_test = _cifar_labels(zf, path)
+        n_train = _npy_member_shape(zf, "x_train.npy")[0]
+        n_test = _npy_member_shape(zf, "x_test.npy")[0]
+        if (n_train, n_test) != (len(y_train), len(y_test)):
+            raise DatasetError(f"{path}: {n_train}+{n_test} images but {len(y_train)}+{len(y_test)} labels.")
+        X = np.empty((n_train + n_test, 32 * 32 * 3), dtype=np.float32)
+        _npy_member_into(zf, "x_train.npy", path, X[:n_train])
+        _npy_member_into(zf, "x_test.npy", path, X[n_train:])
+    return X, _checked_cifar_labels(path, y_train, y_test)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,37 +516,25 @@ def convert_cifar_tarball(tar_path: Path, npz_path: Path) -> str:
         "y_test": found["test_batch"][1],
     }
     del found
-    npz_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=npz_path.parent, prefix=f".{npz_path.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez_compressed(out, **arrays)
-        digest = sha256_of(tmp)
+    digests: list[str] = []
+
+    def write(tmp: Path) -> None:
+        np.savez_compressed(tmp, **arrays)
+        digests.append(sha256_of(tmp))
+        # The sidecar goes first, so a published npz always has the record that vouches for it.
         sidecar = {
-            "sha256": digest,
+            "sha256": digests[0],
             "source": tar_path.name,
             "source_sha256": sha256_of(tar_path),
             "layout": "uint8 x_train (N,32,32,3) RGB, y_train, x_test, y_test",
         }
-        _atomic_write_text(
+        atomic_write_text(
             npz_path.with_name(npz_path.name + _CIFAR_SIDECAR_SUFFIX), json.dumps(sidecar, indent=1)
         )
-        publish(tmp, npz_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(npz_path, write)
     logger.info("converted %s to %s", tar_path, npz_path)
-    return digest
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        publish(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    return digests[0]
 
 
 def _accepted_npz_checksums(npz_path: Path, checksums: Mapping[str, str]) -> list[str]:
@@ -508,26 +551,26 @@ def _accepted_npz_checksums(npz_path: Path, checksums: Mapping[str, str]) -> lis
     return accepted
 
 
-def load_cifar10(
+def locate_cifar10(
     roots: Sequence[Path],
     *,
     download: bool = True,
     mirrors: Sequence[str] | None = None,
     what: str = "cifar10",
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """Load CIFAR-10 (50000 train then 10000 test images) as float32 pixels / 255, HWC-flattened.
+) -> tuple[Path, dict[str, str]]:
+    """Find and verify ``cifar-10/cifar10.npz``, making it from the official tarball if needed.
 
-    Looks for ``cifar-10/cifar10.npz`` first; without it, finds or downloads the official
+    Looks for the npz first; without it, finds or downloads the official
     ``cifar-10/cifar-10-python.tar.gz`` and converts it to the npz next to it (or in the first
     writable root), so later loads read the npz.
 
     Returns
     -------
-    X : ndarray of float32, shape (N, 3072)
-    y : ndarray of int64, shape (N,)
+    npz : Path
+        The verified npz.
     sources : dict
-        Relative path -> SHA-256 of the npz read.
+        Relative path -> SHA-256 of the npz.
     """
     npz = find_file(CIFAR_NPZ, roots)
     if npz is None:
@@ -543,5 +586,4 @@ def load_cifar10(
         npz = target_dir / "cifar10.npz"
         convert_cifar_tarball(tar, npz)
     digest = verify_file(npz, _accepted_npz_checksums(npz, SHA256), what)
-    X, y = read_cifar_npz(npz)
-    return X, y, {CIFAR_NPZ: digest}
+    return npz, {CIFAR_NPZ: digest}

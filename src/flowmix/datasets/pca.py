@@ -19,18 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from flowmix.datasets.files import publish
+from flowmix._io import atomic_write
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PCA_RANDOM_STATE", "pca_cache_path", "pca_project"]
+__all__ = ["PCA_RANDOM_STATE", "cached_projection", "pca_cache_path", "pca_project"]
 
 PCA_RANDOM_STATE = 0
 
@@ -58,6 +56,21 @@ def pca_cache_path(
     return Path(cache_dir) / "pca" / f"{name}-pca{n_components}-v{_flowmix_version()}-{digest}.npy"
 
 
+def cached_projection(
+    cache_dir: Path, name: str, n_components: int, sources: Mapping[str, str], n_rows: int, n_features: int
+) -> np.ndarray | None:
+    """The cached projection of data set ``name`` (N = ``n_rows``), or None; needs no pixels.
+
+    The arguments are those of :func:`pca_cache_path`, so the data set's images need not be decoded
+    to look it up: ``sources`` come from the verified files, ``n_rows`` from the labels.
+    """
+    path = pca_cache_path(cache_dir, name, n_components, sources, n_rows, n_features)
+    cached = _read_cache(path, (n_rows, n_components))
+    if cached is not None:
+        logger.info("PCA projection of %s read from %s", name, path)
+    return cached
+
+
 def pca_project(
     X: np.ndarray,
     n_components: int,
@@ -83,19 +96,20 @@ def pca_project(
     -------
     ndarray of float32, shape (N, n_components)
     """
-    path = None
     if cache_dir is not None:
-        path = pca_cache_path(cache_dir, name, n_components, sources, X.shape[0], X.shape[1])
-        cached = _read_cache(path, (X.shape[0], n_components))
+        cached = cached_projection(cache_dir, name, n_components, sources, X.shape[0], X.shape[1])
         if cached is not None:
-            logger.info("PCA projection of %s read from %s", name, path)
             return cached
     from sklearn.decomposition import PCA
 
     Z = PCA(n_components=n_components, random_state=PCA_RANDOM_STATE).fit_transform(X)
     Z = np.ascontiguousarray(Z, dtype=np.float32)
-    if path is not None:
-        _write_cache(path, Z)
+    if cache_dir is not None:
+        path = pca_cache_path(cache_dir, name, n_components, sources, X.shape[0], X.shape[1])
+        try:
+            atomic_write(path, lambda tmp: np.save(tmp, Z, allow_pickle=False))
+        except OSError as exc:
+            logger.warning("cannot cache the PCA projection in %s: %s", path, exc)
     return Z
 
 
@@ -111,20 +125,3 @@ def _read_cache(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
         logger.warning("ignoring PCA cache %s of shape %s, dtype %s", path, Z.shape, Z.dtype)
         return None
     return Z
-
-
-def _write_cache(path: Path, Z: np.ndarray) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        logger.warning("cannot cache the PCA projection in %s: %s", path.parent, exc)
-        return
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, Z, allow_pickle=False)
-        publish(tmp_name, path)
-    except OSError as exc:
-        logger.warning("cannot cache the PCA projection in %s: %s", path, exc)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)

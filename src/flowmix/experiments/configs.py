@@ -32,7 +32,6 @@ __all__ = [
     "PAPER_TABLE1",
     "PAPER_TABLE1_PRINTED",
     "PAPER_TABLE1_TEXT",
-    "PAPER_TABLE2",
     "PAPER_TABLE3",
     "PAPER_TABLE4",
     "QUICK",
@@ -217,15 +216,6 @@ PAPER_TABLE4_TEXT = """
 0.0932  0.0043  0.0118  0.8900  0.0004
 """
 
-#: Table 2 (the variational mixture of flows of Pires and Figueiredo on MNIST5, quoted by the paper).
-PAPER_TABLE2_TEXT = """
-0.000602  0.012432  0.002807  0.982555  0.001604
-0.002139  0.020146  0.977001  0.000178  0.000535
-0.000802  0.952276  0.011630  0.007219  0.028073
-0.001558  0.479455  0.300682  0.004284  0.214021
-0.646166  0.347273  0.005125  0.001435  0.000000
-"""
-
 
 def _parse_table1(text: str) -> tuple[dict[tuple[str, str], dict[str, float]], dict]:
     by_label = {d.label: d.name for d in TABLE1_DATASETS}
@@ -250,7 +240,6 @@ PAPER_TABLE1, PAPER_TABLE1_PRINTED = _parse_table1(PAPER_TABLE1_TEXT)
 """``PAPER_TABLE1[(dataset, method)][metric]``: Table 1's values as floats; ``PAPER_TABLE1_PRINTED``
 has the same cells as printed (``"0.8810"``), keyed ``(dataset, method, metric)``."""
 
-PAPER_TABLE2 = _parse_matrix(PAPER_TABLE2_TEXT)
 PAPER_TABLE3 = _parse_matrix(PAPER_TABLE3_TEXT)
 PAPER_TABLE4 = _parse_matrix(PAPER_TABLE4_TEXT)
 

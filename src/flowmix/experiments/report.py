@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from flowmix._io import atomic_write_text
 from flowmix.experiments.configs import (
     DATASETS,
     METHOD_LABELS,
@@ -604,8 +605,8 @@ def _runs_section(groups: dict) -> list[_Block]:
         _Block("h2", "All runs"),
         _Block(
             "details",
-            "Every run of every reported configuration (flows: the restarts of one batched fit; time is the fit's "
-            "wall time divided by the number of restarts)",
+            "Every run of every reported configuration (flows: run r is restart r of one batched fit with a "
+            "single seed; time is the fit's wall time divided by the number of restarts)",
             children=[
                 _Block(
                     "table",
@@ -621,15 +622,6 @@ def _runs_section(groups: dict) -> list[_Block]:
 
 # ------------------------------------------------------------------------------------------------
 # Writing
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _csv_value(value: Any) -> Any:
@@ -686,7 +678,9 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
             "p",
             f"Generated {generated} from {out.resolve() / RECORDS_FILE}. Every method was run several times "
             "and the run with the lowest training objective is reported, as in the paper (flows: final "
-            "training loss; k-means: inertia; EM/GMM: negative mean log-likelihood; random: the first run).",
+            "training loss; k-means: inertia; EM/GMM: negative mean log-likelihood; random: the first run). "
+            "Run i of a baseline uses seed i; the runs of the mixture of flows are the restarts of one fit "
+            "with a single seed (each record holds that seed and its restart index).",
         )
     )
     toy_blocks, toy = _toy_section(out, groups)
@@ -699,9 +693,9 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
     table1_csv = table1_md = toy_csv = None
     if t1:
         table1_md = out / "table1.md"
-        _atomic_text(table1_md, _render_md(t1_blocks, out))
+        atomic_write_text(table1_md, _render_md(t1_blocks, out))
         table1_csv = out / "table1.csv"
-        _atomic_text(
+        atomic_write_text(
             table1_csv,
             _csv_text(
                 t1,
@@ -725,7 +719,7 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
         )
     if toy:
         toy_csv = out / "toy_table.csv"
-        _atomic_text(
+        atomic_write_text(
             toy_csv,
             _csv_text(
                 toy,
@@ -733,6 +727,6 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
             ),
         )
     md_path, html_path = out / "report.md", out / "report.html"
-    _atomic_text(md_path, _render_md(blocks, out))
-    _atomic_text(html_path, _render_html(blocks, title))
+    atomic_write_text(md_path, _render_md(blocks, out))
+    atomic_write_text(html_path, _render_html(blocks, title))
     return ReportFiles(md_path, html_path, table1_csv, table1_md, toy_csv, tuple(ct_figs))

@@ -1,10 +1,12 @@
 """Run a grid of (data set x method x run) with the paper's protocol, resumably, into JSON lines.
 
-Every method is run ``runs`` times (seeds ``0 .. runs-1``) and the run with the lowest training
-objective is the one reported (see :func:`select_best`). The mixture of flows does its ``runs``
-runs as the restarts of *one* :class:`~flowmix.FlowMixture` fit (``n_init=runs``, trained together
-in one batched program); a callback at the last epoch evaluates every restart on the data, so
-each restart gets its own record with its own metrics, not only the best one.
+Every method is run ``runs`` times and the run with the lowest training objective is the one
+reported (see :func:`select_best`). A baseline's run ``i`` uses seed ``i``. The mixture of flows
+does its ``runs`` runs as the restarts of *one* :class:`~flowmix.FlowMixture` fit seeded
+``random_state=0`` (``n_init=runs``, trained together in one batched program), so all its records
+carry that one ``seed`` and tell the runs apart by ``restart`` (= ``run``); a callback at the last
+epoch evaluates every restart on the data, so each restart gets its own record with its own
+metrics, not only the best one.
 
 One JSON record per (data set, method, run) is appended to ``<out>/records.jsonl`` as soon as the
 run (or the batched fit) finishes, and flushed. A record's key is (data set, method, run, config
@@ -38,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from flowmix._io import atomic_write, atomic_write_text
 from flowmix.experiments.configs import (
     METHODS,
     QUICK,
@@ -98,7 +101,8 @@ class GridSpec:
     methods : sequence of str
         Any of ``"flows"``, ``"random"``, ``"kmeans"``, ``"gmm"``.
     runs : int, optional
-        Runs per method (seeds ``0..runs-1``); default 10, or 2 in quick mode.
+        Runs per method (baselines: seeds ``0..runs-1``; flows: the restarts of one seeded fit);
+        default 10, or 2 in quick mode.
     epochs : int, optional
         Overrides the preset's epochs of the mixture of flows (and the quick default).
     device : str
@@ -531,18 +535,10 @@ def run_grid(
 
 
 def check_device(device: str) -> None:
-    """Raise ValueError unless ``device`` is a usable torch device."""
-    import torch
+    """Raise ValueError unless ``device`` is a usable torch device (the estimator's own check)."""
+    from flowmix import FlowMixture
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda'.") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but torch sees no CUDA GPU; use --device cpu, or install a "
-            "CUDA build of torch on a machine with a GPU."
-        )
+    FlowMixture(device=device)._torch_device()
 
 
 def _now() -> str:
@@ -744,12 +740,7 @@ def _run_flows(
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(_jsonable(payload), indent=2, sort_keys=True))
 
 
 def _toy_artifacts(
@@ -786,12 +777,9 @@ def _toy_artifacts(
             [figures / f"{ds.name}_other_runs.png", figures / f"{ds.name}_other_runs.pdf"],
             ncols=min(5, len(panels)),
         )
-    arrays = out / "arrays"
-    arrays.mkdir(parents=True, exist_ok=True)
-    target = arrays / f"{ds.name}_flows.npz"
-    tmp = arrays / f".{ds.name}_flows.tmp-{os.getpid()}.npz"
-    try:
-        np.savez_compressed(
+    atomic_write(
+        out / "arrays" / f"{ds.name}_flows.npz",
+        lambda tmp: np.savez_compressed(
             tmp,
             xx=xx,
             yy=yy,
@@ -800,10 +788,8 @@ def _toy_artifacts(
             losses=losses,
             best_restart=np.array(best),
             config_hash=np.array(digest),
-        )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
