@@ -208,8 +208,10 @@ def test_verbose_shows_a_progress_bar(moons, capsys):
 @pytest.mark.slow
 def test_paper_toy_preset_clusters_moons():
     """Best of 10 restarts on the paper's moons (1000 points, noise 0.1, min-max scaled)."""
-    rng = np.random.RandomState(1)
-    X, y = make_moons(1000, noise=0.1, random_state=rng)
-    X = MinMaxScaler().fit_transform(X)
-    model = FlowMixture.from_preset("paper-toy", 2, base_std=0.316, random_state=0).fit(X)
-    assert adjusted_rand_score(y, model.predict(X)) >= 0.9
+    from flowmix import load_dataset
+
+    data = load_dataset("moons")
+    # The paper's text value of the base spread (variance 0.1); with the reference code's std 0.1
+    # the 2000 epochs reach only ARI ~0.3 (see the README).
+    model = FlowMixture.from_preset("paper-toy", 2, base_std=0.316, random_state=0).fit(data.X)
+    assert adjusted_rand_score(data.y, model.predict(data.X)) >= 0.9
