@@ -89,13 +89,14 @@ def test_kept_restart_has_lowest_final_loss(fitted):
 
 def test_restarts_trained_together_equal_restarts_trained_alone(moons):
     X = torch.as_tensor(moons[0], dtype=torch.float32)
+    columns = X.T.contiguous()
     means = torch.rand(3, 2, 2, generator=torch.Generator().manual_seed(0))
     together = MixtureOfFlows(means, 0.1, (8,), 2, "tanh", torch.Generator().manual_seed(1))
     alone = [together.take_restart(r) for r in range(3)]
     settings = {"n_epochs": 5, "batch_size": 100, "learning_rate": 1e-2}
-    res = train(together, X, generator=torch.Generator().manual_seed(5), **settings)
+    res = train(together, columns, generator=torch.Generator().manual_seed(5), **settings)
     for r, model in enumerate(alone):
-        res_r = train(model, X, generator=torch.Generator().manual_seed(5), **settings)
+        res_r = train(model, columns, generator=torch.Generator().manual_seed(5), **settings)
         np.testing.assert_allclose(res_r.losses[0], res.losses[r], rtol=2e-5)
         with torch.no_grad():
             np.testing.assert_allclose(

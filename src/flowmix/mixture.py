@@ -169,10 +169,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.activation,
             init_gen,
         ).to(device)
-        data = torch.as_tensor(X, dtype=torch.float32, device=device)
+        # Points as columns (D, N), built once: the layout of every layer (see flowmix.nn).
+        columns = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device)
         result = train(
             density,
-            data,
+            columns,
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,

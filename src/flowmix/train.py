@@ -40,7 +40,7 @@ def make_optimizer(model: MixtureOfFlows, learning_rate: float) -> torch.optim.O
 
 def train(
     model: MixtureOfFlows,
-    data: Tensor,
+    columns: Tensor,
     *,
     n_epochs: int,
     batch_size: int,
@@ -52,16 +52,18 @@ def train(
     callback: Callable[[int, MixtureOfFlows], None] | None = None,
     callback_every: int = 50,
 ) -> TrainResult:
-    """Fit ``model`` to ``data`` (N, D) by Adam on the mean negative log-likelihood.
+    """Fit ``model`` to the points ``columns`` (D, N) by Adam on the mean negative log-likelihood.
+
+    Points are columns, the layout of every layer (see flowmix.nn), so the data are held once.
 
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
     out of the objective and reported in ``stopped_epoch``. ``callback(epochs_done, model)`` is
     called before the first epoch and after every ``callback_every`` epochs.
     """
-    n_samples = data.shape[0]
+    n_samples = columns.shape[1]
     n_restarts = model.n_restarts
-    device = data.device
+    device = columns.device
     optimizer = make_optimizer(model, learning_rate)
     epoch_losses = torch.full((n_epochs, n_restarts), float("nan"), device=device)
     alive = torch.ones(n_restarts, dtype=torch.bool, device=device)
@@ -73,8 +75,6 @@ def train(
     bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not verbose, leave=False)
     if callback is not None:
         callback(0, model)
-    # Points as columns, transposed once: every layer is then a plain GEMM (see flowmix.nn).
-    columns = data.T.contiguous()
     # A full batch is permutation invariant: shuffling it would only cost a copy.
     reorder = shuffle and batch_size < n_samples
     for epoch in range(n_epochs):
