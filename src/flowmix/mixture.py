@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from flowmix._memory import reuse_freed_memory
 from flowmix.model import MixtureOfFlows
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
@@ -239,6 +240,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         check_is_fitted(self, "density_")
         return self._joint_log_prob_array(self._validate_X(X, reset=False))
 
+    @reuse_freed_memory()
     def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
         """As :meth:`_joint_log_prob` for an already validated array."""
         density = self.density_

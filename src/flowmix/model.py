@@ -8,7 +8,6 @@ paper's choice: the flow's shift and scale do the moving).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -55,12 +54,9 @@ class MixtureOfFlows(nn.Module):
 
     def component_log_prob_columns(self, x: Tensor) -> Tensor:
         """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
-        z, log_det = self.flows.to_latent_columns(x)
-        z = z.reshape(self.n_restarts, self.n_components, self.dim, -1)
-        log_det = log_det.reshape(self.n_restarts, self.n_components, -1)
-        standard = (z - self.base_means[:, :, :, None]) / self.base_std
-        const = self.dim * (math.log(self.base_std) + 0.5 * math.log(2 * math.pi))
-        return -0.5 * standard.square().sum(2) - const + log_det
+        means = self.base_means.reshape(-1, self.dim)
+        log_prob = self.flows.normal_log_prob_columns(x, means, self.base_std)
+        return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
         """log pi_rk + log MAF_rk(x): x (N, D) -> (R, K, N)."""
