@@ -46,7 +46,7 @@ def step_flops(dim: int, hidden: int, k: int, batch: int) -> float:
     return k * (3 * second + 2 * first)
 
 
-def image_step(dim: int, hidden: int, k: int, batch: int, device: torch.device, repeats: int = 3) -> dict:
+def image_step(dim: int, hidden: int, k: int, batch: int, device: torch.device, repeats: int = 5) -> dict:
     """Best-of-``repeats`` wall time of one Adam step of a K-component, one-layer MAF mixture."""
     gen = torch.Generator().manual_seed(0)
     model = MixtureOfFlows(torch.rand(1, k, dim, generator=gen), 0.1, (hidden,), 1, "tanh", gen).to(device)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from flowmix.fused import affine_normal_log_prob, tanh
+from flowmix.fused import affine_normal_log_prob, tanh, tanh_made
 
 
 def _reference(u, params, mean, std):
@@ -64,3 +64,35 @@ def test_tanh_matches_torch(dtype):
     (g_ours,) = torch.autograd.grad(ours.sum(), x)
     (g_theirs,) = torch.autograd.grad(theirs.sum(), x)
     torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=5 * atol)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_made_matches_autograd(shared, dtype):
+    gen = torch.Generator().manual_seed(1)
+    n_stack, dim, hidden, n_out, n_points = 3, 4, 6, 8, 5
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen, dtype=dtype).requires_grad_()
+
+    x = rand(dim, n_points) if shared else rand(n_stack, dim, n_points)
+    w1, b1, w2, b2 = (
+        rand(n_stack, hidden, dim),
+        rand(n_stack, hidden),
+        rand(n_stack, n_out, hidden),
+        rand(n_stack, n_out),
+    )
+    weights = torch.randn(n_stack, n_out, n_points, generator=gen, dtype=dtype)
+    inputs = (x, w1, b1, w2, b2)
+
+    ours = tanh_made(*inputs)
+    ours_grads = torch.autograd.grad((ours * weights).sum(), inputs)
+    plain = torch.tanh(w1 @ x + b1[:, :, None])
+    plain = w2 @ plain + b2[:, :, None]
+    plain_grads = torch.autograd.grad((plain * weights).sum(), inputs)
+
+    tol = 2e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(ours, plain, rtol=tol, atol=tol)
+    for got, want in zip(ours_grads, plain_grads, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)

@@ -39,6 +39,78 @@ def tanh(x: Tensor) -> Tensor:
     return _Tanh.apply(x)
 
 
+class _TanhMADE(torch.autograd.Function):
+    """A one-hidden-layer tanh MADE: out = W2 tanh(W1 x + b1) + b2, with masked W1, W2 given.
+
+    The hidden layer is kept as s = sigmoid(2 (W1 x + b1)), so tanh = 2 s - 1 never has to be
+    formed: the factor 2 goes into the first product (alpha, beta), the -1 into the second
+    layer's bias (b2 - W2 1), and the backward uses sigmoid's fused gradient kernel. The
+    (S, H, N) hidden tensor is then written once and read by the products only.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+        n_stack, n_hidden, dim = w1.shape
+        if x.dim() == 2:
+            pre = torch.addmm(b1.reshape(-1, 1), w1.reshape(n_stack * n_hidden, dim), x, beta=2, alpha=2)
+            pre = pre.reshape(n_stack, n_hidden, x.shape[1])
+        else:
+            pre = torch.baddbmm(b1[:, :, None], w1, x, beta=2, alpha=2)
+        s = pre.sigmoid_()
+        out = torch.baddbmm((b2 - w2.sum(-1))[:, :, None], w2, s, alpha=2)
+        ctx.save_for_backward(x, w1, w2, s)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w1, w2, s = ctx.saved_tensors
+        n_stack, n_hidden, dim = w1.shape
+        need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
+        grad_b2 = grad.sum(-1)
+        grad_w2 = None
+        if need_w2:
+            # d/dW2 of W2 (2 s - 1) = 2 grad s^T - (grad 1) 1^T
+            grad_w2 = torch.baddbmm(-grad_b2[:, :, None], grad, s.transpose(1, 2), alpha=2)
+        # Gradient at the tanh's input: W2^T grad * (1 - tanh^2) = W2^T grad * 4 s (1 - s);
+        # the factor 4 is applied to the (small) results below.
+        grad_pre = torch.bmm(w2.transpose(1, 2), grad)
+        torch.ops.aten.sigmoid_backward.grad_input(grad_pre, s, grad_input=grad_pre)
+        grad_b1 = grad_pre.sum(-1).mul_(4) if need_b1 else None
+        grad_x = grad_w1 = None
+        if x.dim() == 2:
+            flat = grad_pre.reshape(n_stack * n_hidden, -1)
+            if need_w1:
+                grad_w1 = torch.mm(flat, x.T).mul_(4).reshape(n_stack, n_hidden, dim)
+            if need_x:
+                grad_x = torch.mm(w1.reshape(n_stack * n_hidden, dim).T, flat).mul_(4)
+        else:
+            if need_w1:
+                grad_w1 = torch.bmm(grad_pre, x.transpose(1, 2)).mul_(4)
+            if need_x:
+                grad_x = torch.bmm(w1.transpose(1, 2), grad_pre).mul_(4)
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2 if need_b2 else None
+
+
+def tanh_made(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """``W2 tanh(W1 x + b1) + b2`` for a stack of one-hidden-layer networks (see :class:`_TanhMADE`).
+
+    Args:
+        x: (S, D, N), or (D, N) shared by the stack.
+        w1: (S, H, D) and b1: (S, H), the hidden layer (masks already applied).
+        w2: (S, O, H) and b2: (S, O), the output layer (masks already applied).
+
+    Returns:
+        (S, O, N)
+
+    Example:
+        >>> tanh_made(torch.randn(3, 5), torch.randn(2, 4, 3), torch.zeros(2, 4),
+        ...           torch.randn(2, 6, 4), torch.zeros(2, 6)).shape
+        torch.Size([2, 6, 5])
+    """
+    return _TanhMADE.apply(x, w1, b1, w2, b2)
+
+
 class _AffineNormalLogProb(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, params: Tensor, mean: Tensor, std: float) -> Tensor:

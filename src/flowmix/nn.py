@@ -123,8 +123,14 @@ class StackedMADE(nn.Module):
         self.activation = ACTIVATIONS[activation]
         masks = made_masks(dim, hidden, n_params)
         self.layers = nn.ModuleList(StackedMaskedLinear(n_stack, m, generator) for m in masks)
+        # The paper's network (one tanh hidden layer) has a hand-written, cheaper step.
+        self._fused = activation == "tanh" and len(masks) == 2
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._fused:
+            first, second = self.layers
+            out = fused.tanh_made(x, first.masked_weight(), first.bias, second.masked_weight(), second.bias)
+            return out.reshape(out.shape[0], self.n_params, self.dim, out.shape[-1])
         h = x
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
