@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowmix.flows import StackedMAF
-from flowmix.nn import StackedMADE, made_masks
+from flowmix.nn import StackedMADE, StackedMaskedLinear, made_masks
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,21 @@ def make_flow(n_stack=3, dim=4, hidden=(8, 6), n_layers=2, seed=0):
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed + 1)))
+    for layer in flow.modules():
+        if isinstance(layer, StackedMaskedLinear):
+            layer.zero_masked_()
     return flow.double()
 
 
+# (8,) is the paper's network, which has its own hand-written step (flowmix.fused); (8, 6) runs
+# the generic layer-by-layer path.
+HIDDEN = [(8,), (8, 6)]
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
-def test_log_det_matches_autograd_jacobian_for_every_component(n_layers):
-    flow = make_flow(n_layers=n_layers)
+def test_log_det_matches_autograd_jacobian_for_every_component(n_layers, hidden):
+    flow = make_flow(n_layers=n_layers, hidden=hidden)
     x = torch.rand(5, 4)
     _, log_det = flow.to_latent(x)
     for s in range(flow.n_stack):
@@ -38,8 +47,9 @@ def test_log_det_matches_autograd_jacobian_for_every_component(n_layers):
             torch.testing.assert_close(log_det[s, n], expected, rtol=1e-10, atol=1e-10)
 
 
-def test_single_layer_jacobian_is_lower_triangular():
-    flow = make_flow(n_layers=1, dim=5)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_single_layer_jacobian_is_lower_triangular(hidden):
+    flow = make_flow(n_layers=1, dim=5, hidden=hidden)
     x = torch.rand(5)
     for s in range(flow.n_stack):
         jac = torch.autograd.functional.jacobian(lambda v, s=s: flow.to_latent(v[None])[0][s, 0], x)
@@ -47,8 +57,9 @@ def test_single_layer_jacobian_is_lower_triangular():
         assert torch.all(jac.diagonal() != 0)
 
 
-def test_made_outputs_depend_only_on_earlier_inputs():
-    made = StackedMADE(2, 5, (7, 9), 2, "tanh", torch.Generator().manual_seed(3)).double()
+@pytest.mark.parametrize("hidden", [(7,), (7, 9)])
+def test_made_outputs_depend_only_on_earlier_inputs(hidden):
+    made = StackedMADE(2, 5, hidden, 2, "tanh", torch.Generator().manual_seed(3)).double()
     x = torch.rand(5)
     for s in range(2):
         jac = torch.autograd.functional.jacobian(lambda v, s=s: made(v[:, None])[s, :, :, 0], x)  # (2, D, D)
@@ -67,8 +78,9 @@ def test_masks_match_degrees():
     assert masks[1][0].sum() == 0 and masks[1][3].sum() == 0
 
 
-def test_component_in_batch_equals_component_alone():
-    flow = make_flow(n_stack=4, n_layers=2)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_component_in_batch_equals_component_alone(hidden):
+    flow = make_flow(n_stack=4, n_layers=2, hidden=hidden)
     x = torch.rand(7, 4)
     z_all, ld_all = flow.to_latent(x)
     for s in range(4):
@@ -91,8 +103,9 @@ def test_component_matches_explicit_unbatched_computation():
         torch.testing.assert_close(ld_all[s], -log_scale.sum(-1))
 
 
-def test_shared_input_path_equals_stacked_input_path():
-    flow = make_flow(n_stack=3)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_shared_input_path_equals_stacked_input_path(hidden):
+    flow = make_flow(n_stack=3, hidden=hidden)
     x = torch.rand(6, 4)
     z_shared, ld_shared = flow.to_latent(x)
     z_stacked, ld_stacked = flow.to_latent(x.expand(3, 6, 4))
@@ -100,14 +113,45 @@ def test_shared_input_path_equals_stacked_input_path():
     torch.testing.assert_close(ld_shared, ld_stacked)
 
 
+@pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_to_data_inverts_to_latent(n_layers):
-    flow = make_flow(n_layers=n_layers)
+def test_to_data_inverts_to_latent(n_layers, hidden):
+    flow = make_flow(n_layers=n_layers, hidden=hidden)
     x = torch.rand(3, 8, 4)
     z, _ = flow.to_latent(x)
     torch.testing.assert_close(flow.to_data(z), x, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_fused_normal_log_prob_equals_latent_route(n_layers, hidden):
+    flow = make_flow(n_layers=n_layers, hidden=hidden)
+    x, means, std = torch.rand(4, 9), torch.randn(3, 4), 0.3
+    z, log_det = flow.to_latent_columns(x)
+    expected = torch.distributions.Normal(means[:, :, None], std).log_prob(z).sum(1) + log_det
+    torch.testing.assert_close(flow.normal_log_prob_columns(x, means, std), expected)
+
+
 def test_unknown_activation_is_rejected():
     with pytest.raises(ValueError, match="activation must be one of"):
         StackedMADE(1, 2, (3,), 2, "swish")
+
+
+def test_masked_entries_stay_zero_through_training_and_loading():
+    layer = StackedMaskedLinear(3, made_masks(4, (6,), 2)[0], torch.Generator().manual_seed(0))
+    masked_out = layer.mask == 0
+    assert (layer.weight[:, masked_out] == 0).all()
+    assert (layer.weight[:, ~masked_out] != 0).any()
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, eps=1e-7, fused=True)
+    for _ in range(5):
+        opt.zero_grad()
+        layer(torch.randn(4, 10)).square().sum().backward()
+        assert (layer.weight.grad[:, masked_out] == 0).all()
+        opt.step()
+    assert (layer.weight[:, masked_out] == 0).all()
+    # A state dict with values at masked entries (as files from before this rule) is masked on load.
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    state["weight"] += 1.0
+    layer.load_state_dict(state)
+    assert (layer.weight[:, masked_out] == 0).all()
+    torch.testing.assert_close(layer.weight[:, ~masked_out], state["weight"][:, ~masked_out])

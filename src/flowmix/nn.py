@@ -64,6 +64,12 @@ class StackedMaskedLinear(nn.Module):
     the contiguous N axis. Weights are Glorot-uniform over the full matrix and biases start at
     zero, as Keras initialises the paper's MADE.
 
+    Masked entries of ``weight`` are held at zero (at construction and after loading a state
+    dict) and their gradient is masked, so they stay zero under any gradient optimiser without
+    weight decay toward non-zero values; the forward pass then needs no mask product, which
+    saves a copy of every weight tensor per step and per prediction chunk. Code that writes
+    weights directly must call :meth:`zero_masked_` afterwards.
+
     Shapes:
         weight: (S, out, in); bias: (S, out); mask: (out, in), shared by the stack.
     """
@@ -73,12 +79,21 @@ class StackedMaskedLinear(nn.Module):
         n_out, n_in = mask.shape
         limit = math.sqrt(6.0 / (n_in + n_out))
         weight = (torch.rand(n_stack, n_out, n_in, generator=generator) * 2 - 1) * limit
-        self.weight = nn.Parameter(weight)
+        self.weight = nn.Parameter(weight * mask)
         self.bias = nn.Parameter(torch.zeros(n_stack, n_out))
         self.register_buffer("mask", mask.clone())
+        # Model files written before masked entries were zeroed hold their initial values.
+        self.register_load_state_dict_post_hook(_zero_masked_after_load)
+
+    @torch.no_grad()
+    def zero_masked_(self) -> StackedMaskedLinear:
+        """Set the masked entries of ``weight`` to zero (in place)."""
+        self.weight.mul_(self.mask)
+        return self
 
     def masked_weight(self) -> Tensor:
-        return self.weight * self.mask
+        """The weight (masked entries are zero), with its gradient masked on the way back."""
+        return _MaskGradient.apply(self.weight, self.mask)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply every map of the stack.
@@ -97,6 +112,25 @@ class StackedMaskedLinear(nn.Module):
             y = torch.addmm(self.bias.reshape(-1, 1), weight.reshape(n_stack * n_out, n_in), x)
             return y.reshape(n_stack, n_out, x.shape[1])
         return torch.baddbmm(self.bias[:, :, None], weight, x)
+
+
+def _zero_masked_after_load(layer: StackedMaskedLinear, _incompatible_keys) -> None:
+    # A module-level function, not a lambda: fitted estimators are pickled (joblib).
+    layer.zero_masked_()
+
+
+class _MaskGradient(torch.autograd.Function):
+    """Identity on the weight; the mask is applied to its gradient only."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:
+        ctx.save_for_backward(mask)
+        return weight.view_as(weight)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
 
 
 class StackedMADE(nn.Module):
