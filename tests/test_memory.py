@@ -1,0 +1,68 @@
+"""flowmix._memory: freed tensor memory is reused inside the context, and the defaults return."""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+import torch
+
+from flowmix import _memory
+
+
+def _minor_faults_of_fresh_tensor(n_floats: int = 16 * 2**20) -> int:
+    """Page faults taken by allocating and filling a 64 MiB tensor (freed before the count ends)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = torch.empty(n_floats)
+    t.fill_(1.0)
+    del t
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not _memory.enabled(), reason="needs glibc (and FLOWMIX_REUSE_MEMORY not 0)")
+def test_freed_blocks_are_reused_inside_and_released_after():
+    outside = _minor_faults_of_fresh_tensor()
+    with _memory.reuse_freed_memory():
+        _minor_faults_of_fresh_tensor()  # first use brings the block into the heap
+        inside = _minor_faults_of_fresh_tensor()
+    after = _minor_faults_of_fresh_tensor()
+    assert outside > 0
+    assert inside < outside / 4, (inside, outside)
+    # Back to glibc's defaults: a large block is fresh memory from the kernel again.
+    assert after > outside / 4, (after, outside)
+
+
+def test_nesting_restores_defaults_only_when_the_last_exits(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append(("mallopt", param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(_memory, "_glibc", FakeLibc())
+    monkeypatch.delenv("FLOWMIX_REUSE_MEMORY", raising=False)
+    with _memory.reuse_freed_memory():
+        with _memory.reuse_freed_memory():
+            pass
+        assert ("trim", 0) not in calls
+        assert (("mallopt", _memory._M_MMAP_MAX, 0)) in calls
+    assert calls[-1] == ("trim", 0)
+    assert ("mallopt", _memory._M_MMAP_MAX, _memory._DEFAULT_MMAP_MAX) in calls
+    assert _memory._depth == 0
+
+
+def test_environment_switch_turns_it_off(monkeypatch):
+    monkeypatch.setenv("FLOWMIX_REUSE_MEMORY", "0")
+    assert not _memory.enabled()
+
+    def fail(*args):
+        raise AssertionError("the allocator must not be touched when turned off")
+
+    monkeypatch.setattr(_memory, "_glibc", type("Libc", (), {"mallopt": fail, "malloc_trim": fail})())
+    with _memory.reuse_freed_memory():
+        pass
