@@ -106,7 +106,11 @@ class GridSpec:
     epochs : int, optional
         Overrides the preset's epochs of the mixture of flows (and the quick default).
     device : str
-        Torch device of the mixture of flows (the baselines run on the CPU).
+        Torch device of the mixture of flows.
+    baselines_on_device : bool
+        False (default): k-means and EM/GMM are scikit-learn's on the CPU, the paper's protocol.
+        True: they run in torch on ``device`` (flowmix.device_baselines), for GPU machines; the
+        records' configuration then says ``"implementation": "torch"``.
     data_dir : path, optional
         Folder with the image sets (see :func:`flowmix.datasets.load_dataset`).
     quick : bool
@@ -131,6 +135,7 @@ class GridSpec:
     runs: int | None = None
     epochs: int | None = None
     device: str = "cpu"
+    baselines_on_device: bool = False
     data_dir: str | os.PathLike[str] | None = None
     quick: bool = False
     max_samples: int | None = None
@@ -244,6 +249,10 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
         )
     elif method in ("kmeans", "gmm"):
         config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT
+        if spec.baselines_on_device:
+            # Another implementation, other results: a separate experiment. scikit-learn's
+            # configurations keep their hashes.
+            config["implementation"] = "torch"
     return config
 
 
@@ -519,7 +528,8 @@ def run_grid(
                     bar.update(len(records))
                 else:
                     for run in todo:
-                        record = _run_baseline(method, X, y, ds.k, run, config, common)
+                        device = spec.device if config.get("implementation") == "torch" else None
+                        record = _run_baseline(method, X, y, ds.k, run, config, common, device)
                         _append_records(out, [record])
                         summary.new_records += 1
                         bar.update(1)
@@ -556,12 +566,32 @@ def _label_summary(y: np.ndarray, labels: np.ndarray, k: int) -> dict[str, Any]:
     }
 
 
+def _device_fields(device: str) -> dict[str, str]:
+    """The record's ``device`` and ``device_name`` (the GPU's or the CPU's name)."""
+    import torch
+
+    torch_device = torch.device(device)
+    if torch_device.type == "cuda":
+        return {"device": str(device), "device_name": torch.cuda.get_device_name(torch_device)}
+    return {"device": str(device), "device_name": _cpu_name()}
+
+
 def _run_baseline(
-    method: str, X: np.ndarray, y: np.ndarray, k: int, run: int, config: dict[str, Any], common: dict
+    method: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    run: int,
+    config: dict[str, Any],
+    common: dict,
+    device: str | None = None,
 ) -> dict[str, Any]:
+    """One baseline run; ``device`` None is scikit-learn on the CPU, else torch on that device."""
     from flowmix.baselines import run_baseline
 
-    kwargs = {"n_init": config["n_init"]} if "n_init" in config else {}
+    kwargs: dict[str, Any] = {"n_init": config["n_init"]} if "n_init" in config else {}
+    if device is not None:
+        kwargs["device"] = device
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -576,8 +606,7 @@ def _run_baseline(
         "diverged": False,
         **_label_summary(y, labels, k),
         "seconds": seconds,
-        "device": "cpu",
-        "device_name": _cpu_name(),
+        **_device_fields(device or "cpu"),
         "warnings": sorted({str(w.message).splitlines()[0] for w in caught}),
         "finished_at": _now(),
     }
@@ -660,15 +689,10 @@ def _run_flows(
             error = str(err)
     fit_seconds = time.perf_counter() - started
     warns = sorted({str(w.message).splitlines()[0] for w in caught})
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = _cpu_name()
     base = {
         **common,
         "seed": config["random_state"],
-        "device": str(spec.device),
-        "device_name": device_name,
+        **_device_fields(spec.device),
         "fit_seconds": fit_seconds,
         "seconds": fit_seconds / runs,
         "label_eval_seconds": state["eval_seconds"],
