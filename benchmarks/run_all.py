@@ -7,7 +7,8 @@
 3. image model efficiency: one training step of the paper's image model and its PCA variant, as
    a fraction of the float32 matmul rate measured in the same run;
 4. torch.compile against the eager step: compile time and steady-state speed;
-5. predict throughput and peak memory on 70000 x 784.
+5. predict throughput and peak memory on 70000 x 784;
+6. with --with-baselines (needs the MNIST files): the torch k-means and EM against scikit-learn's.
 
 Run:  make bench      (or .venv/bin/python benchmarks/run_all.py [--device cpu] [--skip-toy])
 """
@@ -26,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from baselines_device import compare as baselines_compare
 from batched_vs_loop import compare
 from compile_step import compare as compile_compare
 from image_step import image_step, matmul_gflops
@@ -52,6 +54,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-toy", action="store_true", help="leave out the toy protocol (about a minute)")
     parser.add_argument("--predict-points", type=int, default=70000)
+    parser.add_argument(
+        "--with-baselines",
+        action="store_true",
+        help="also time the torch baselines on MNIST5-PCA (about 5 min)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     lines = [
@@ -62,7 +69,8 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, device {device}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         f"- torch {torch.__version__}",
-        f"- command: `.venv/bin/python benchmarks/run_all.py --device {args.device}`",
+        f"- command: `.venv/bin/python benchmarks/run_all.py --device {args.device}"
+        + (" --with-baselines`" if args.with_baselines else "`"),
         "",
     ]
 
@@ -134,6 +142,17 @@ def main() -> None:
         f"(the input array is "
         f"{row['input_mib']:.0f} MiB)."
     )
+    if args.with_baselines:
+        emit()
+        emit("## Baselines on MNIST5-PCA (35735 x 100, k=5, n_init=10, seed 0): scikit-learn vs torch")
+        emit()
+        emit(f"| method | scikit-learn (CPU) | torch ({device}) | objective sklearn | objective torch |")
+        emit("|---|---|---|---|---|")
+        for row in baselines_compare(args.device):
+            emit(
+                f"| {row['method']} | {row['sklearn_seconds']:.1f} s | {row['torch_seconds']:.1f} s | "
+                f"{row['sklearn_objective']:.4f} | {row['torch_objective']:.4f} |"
+            )
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {RESULTS}")
 
