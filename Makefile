@@ -27,6 +27,7 @@ test-all: venv
 	$(BIN)/python -m pytest -q -m ''
 
 bench: venv
+	$(PIP_INSTALL) -q -e '.[bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 lint: venv

@@ -8,7 +8,8 @@
    a fraction of the float32 matmul rate measured in the same run;
 4. torch.compile against the eager step: compile time and steady-state speed;
 5. predict throughput and peak memory on 70000 x 784;
-6. with --with-baselines (needs the MNIST files): the torch k-means and EM against scikit-learn's.
+6. flowmix against a list-of-flows mixture of zuko MAFs, if zuko is installed;
+7. with --with-baselines (needs the MNIST files): the torch k-means and EM against scikit-learn's.
 
 Run:  make bench      (or .venv/bin/python benchmarks/run_all.py [--device cpu] [--skip-toy])
 """
@@ -32,6 +33,7 @@ from batched_vs_loop import compare
 from compile_step import compare as compile_compare
 from image_step import image_step, matmul_gflops
 from predict_throughput import predict_throughput
+from vs_zuko import compare as zuko_compare
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -132,6 +134,16 @@ def main() -> None:
             f"{row['compile_seconds']:.1f} s | {row['break_even_steps']:.0f} steps |"
         )
     emit()
+
+    zuko_rows = zuko_compare()
+    if zuko_rows is not None:
+        emit("## flowmix vs a list of zuko MAFs (one mixture per restart, one Adam each)")
+        emit()
+        emit("| case | flowmix restart-steps/s | zuko restart-steps/s | speed-up |")
+        emit("|---|---|---|---|")
+        for row in zuko_rows:
+            emit(f"| {row['case']} | {row['flowmix']:.1f} | {row['zuko']:.1f} | {row['speedup']:.1f}x |")
+        emit()
 
     row = predict_throughput(args.predict_points, args.device)
     emit(f"## predict on {row['points']} x 784 (K=10, 1024 hidden, float64 inference, chunked)")
