@@ -111,3 +111,14 @@ def test_runner_records_the_torch_implementation_separately(tmp_path):
     implementations = [r["config"].get("implementation", "sklearn") for r in records]
     assert implementations == ["sklearn", "sklearn", "torch", "torch"]
     assert all(r["device"] == "cpu" for r in records)
+
+
+def test_runs_in_groups_equal_runs_all_at_once(digits, monkeypatch):
+    X = torch.as_tensor(digits[0], dtype=torch.float64)
+    together = device_baselines.gaussian_mixture(X, 5, 4, torch.Generator().manual_seed(0), max_iter=10)
+    monkeypatch.setattr(device_baselines, "_COVARIANCE_ELEMENTS", 5 * 20 * 20)  # one run per group
+    grouped = device_baselines.gaussian_mixture(X, 5, 4, torch.Generator().manual_seed(0), max_iter=10)
+    assert grouped.best == together.best
+    torch.testing.assert_close(grouped.labels, together.labels)
+    torch.testing.assert_close(grouped.lower_bound, together.lower_bound, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grouped.n_iter, together.n_iter)
