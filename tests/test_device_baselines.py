@@ -86,13 +86,16 @@ def test_chunking_does_not_change_results(digits, monkeypatch):
     torch.testing.assert_close(chunked.lower_bound, whole.lower_bound, rtol=1e-10, atol=1e-10)
 
 
-def test_empty_cluster_is_reseeded_at_the_farthest_point():
+def test_empty_cluster_takes_the_farthest_point_from_its_old_cluster():
     X = torch.tensor([[0.0], [0.1], [5.0], [9.0]], dtype=torch.float64)
-    centres = torch.tensor([[[0.05], [7.0], [100.0]]], dtype=torch.float64)
     labels = torch.tensor([[0, 0, 1, 1]])
-    dist = torch.tensor([[0.0025, 0.0025, 4.0, 4.0]], dtype=torch.float64)
-    device_baselines._reseed_empty(centres, torch.tensor([[2.0, 2.0, 0.0]]), X, labels, dist)
-    assert float(centres[0, 2, 0]) in (5.0, 9.0)
+    dist = torch.tensor([[0.0025, 0.0025, 4.0, 5.0]], dtype=torch.float64)  # point 3 is the farthest
+    sums = torch.tensor([[[0.1], [14.0], [0.0]]], dtype=torch.float64)
+    counts = torch.tensor([[2.0, 2.0, 0.0]], dtype=torch.float64)
+    device_baselines._reseed_empty(sums, counts, X, labels, dist)
+    torch.testing.assert_close(
+        sums / counts[..., None], torch.tensor([[[0.05], [5.0], [9.0]]], dtype=torch.float64)
+    )
 
 
 def test_degenerate_covariance_gives_an_actionable_error():

@@ -53,11 +53,20 @@ def test_nesting_restores_defaults_only_when_the_last_exits(monkeypatch):
         assert (("mallopt", _memory._M_MMAP_MAX, 0)) in calls
     assert calls[-1] == ("trim", 0)
     assert ("mallopt", _memory._M_MMAP_MAX, _memory._DEFAULT_MMAP_MAX) in calls
+    assert ("mallopt", _memory._M_MMAP_THRESHOLD, 32 * 2**20) in calls
     assert _memory._depth == 0
 
 
-def test_environment_switch_turns_it_off(monkeypatch):
-    monkeypatch.setenv("FLOWMIX_REUSE_MEMORY", "0")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FLOWMIX_REUSE_MEMORY", "0"),
+        ("MALLOC_MMAP_THRESHOLD_", "65536"),
+        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1"),
+    ],
+)
+def test_environment_turns_it_off(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
     assert not _memory.enabled()
 
     def fail(*args):

@@ -5,10 +5,15 @@ MB for the image models). glibc serves blocks above its mmap threshold (at most 
 ``mmap`` pages and hands them back on ``free``, so every step page-faults and zero-fills them
 again: on the 2-core reference machine that cost a quarter of the image-model step
 (benchmarks/RESULTS.md). Inside :func:`reuse_freed_memory` large blocks come from the heap and
-freed ones stay there to be reused by the next step; on exit the defaults come back and the
-free memory is returned to the system (``malloc_trim``).
+freed ones stay there to be reused by the next step; on exit the free memory is returned to the
+system (``malloc_trim``).
 
-Only glibc has these knobs; elsewhere (macOS, musl, Windows) this is a no-op. Set
+glibc offers no way back to its adaptive thresholds once they are set, so on exit they are fixed
+at the values that adaptation reaches at most: blocks from 32 MiB up are mapped, and the heap is
+trimmed beyond 64 MiB of free memory at its top. The setting is process-wide while it lasts.
+
+Only glibc has these knobs; elsewhere (macOS, musl, Windows) this is a no-op, and so it is when
+the user tunes malloc through the environment (``MALLOC_*_`` or ``GLIBC_TUNABLES``). Set
 ``FLOWMIX_REUSE_MEMORY=0`` to turn it off.
 """
 
@@ -21,12 +26,17 @@ import os
 import threading
 from collections.abc import Iterator
 
-# mallopt parameter numbers and glibc's defaults (malloc.h, malloc/malloc.c).
+# mallopt parameter numbers (malloc.h) and the values restored on exit: glibc's default mmap
+# count, and the largest thresholds its adaptation reaches (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit,
+# and twice that for trimming).
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
-_DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
+_ADAPTED_MMAP_THRESHOLD = 32 * 2**20
+_ADAPTED_TRIM_THRESHOLD = 2 * _ADAPTED_MMAP_THRESHOLD
 _KEEP_TRIM_THRESHOLD = 2**31 - 1
+_USER_TUNING = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_")
 
 _lock = threading.Lock()
 _depth = 0
@@ -46,7 +56,10 @@ _glibc = _load_glibc()
 
 def enabled() -> bool:
     """Whether :func:`reuse_freed_memory` changes anything in this process."""
-    return _glibc is not None and os.environ.get("FLOWMIX_REUSE_MEMORY", "1") != "0"
+    if _glibc is None or os.environ.get("FLOWMIX_REUSE_MEMORY", "1") == "0":
+        return False
+    user_tuned = any(name in os.environ for name in _USER_TUNING)
+    return not user_tuned and "glibc.malloc" not in os.environ.get("GLIBC_TUNABLES", "")
 
 
 @contextlib.contextmanager
@@ -72,5 +85,6 @@ def reuse_freed_memory() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 _glibc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                _glibc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                _glibc.mallopt(_M_MMAP_THRESHOLD, _ADAPTED_MMAP_THRESHOLD)
+                _glibc.mallopt(_M_TRIM_THRESHOLD, _ADAPTED_TRIM_THRESHOLD)
                 _glibc.malloc_trim(0)

@@ -15,7 +15,8 @@ restarts:
 
 Random streams differ from scikit-learn's, so single runs differ; tests/test_device_baselines.py
 checks that objectives and clusterings agree with scikit-learn's on the same data. Everything is
-computed in float64, in chunks of points so that memory does not grow with N.
+computed in float64 (slow on GPUs without fast float64), in chunks of points, so that beyond
+per-point vectors of size (runs, N) memory does not grow with N.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from torch import Tensor
 
 # Elements of the largest temporary per chunk of points: bounds memory whatever N is.
 _CHUNK_ELEMENTS = 2**26
-# Elements of one (runs, K, D, D) covariance-sized tensor; EM holds a few of them at once.
-_COVARIANCE_ELEMENTS = 2**28
+# Elements of one (runs, K, D, D) covariance-sized tensor of a group of EM runs; EM holds about
+# six of them at once (statistics, covariance, Cholesky factor, precision factor, temporaries),
+# so 2**27 float64 elements mean about 6 GiB at the peak.
+_COVARIANCE_ELEMENTS = 2**27
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,9 @@ def kmeans(
         one_hot = torch.nn.functional.one_hot(labels, k).to(X.dtype)  # (I, N, K)
         counts = one_hot.sum(1)  # (I, K)
         sums = one_hot.transpose(1, 2) @ X  # (I, K, D)
+        if bool((counts == 0).any()):
+            _reseed_empty(sums, counts, X, labels, dist)
         new = sums / counts.clamp(min=1)[..., None]
-        _reseed_empty(new, counts, X, labels, dist)
         new = torch.where(done[:, None, None], centres, new)
         shift = (new - centres).square().sum((1, 2))
         centres = new
@@ -136,11 +140,19 @@ def kmeans(
     return KMeansFit(labels=labels, inertia=dist.sum(-1), centres=centres)
 
 
-def _reseed_empty(centres: Tensor, counts: Tensor, X: Tensor, labels: Tensor, dist: Tensor) -> None:
-    """Move the centres of empty clusters onto the points farthest from their own centres."""
+def _reseed_empty(sums: Tensor, counts: Tensor, X: Tensor, labels: Tensor, dist: Tensor) -> None:
+    """Give each empty cluster the point farthest from its centre, moved out of its old cluster.
+
+    As scikit-learn: the cluster sums (I, K, D) and counts (I, K) are updated in place, so the
+    old cluster's mean no longer includes the point.
+    """
     for run, cluster in (counts == 0).nonzero().tolist():
         far = int(dist[run].argmax())
-        centres[run, cluster] = X[far]
+        old = int(labels[run, far])
+        sums[run, old] -= X[far]
+        counts[run, old] -= 1
+        sums[run, cluster] = X[far]
+        counts[run, cluster] = 1
         dist[run, far] = 0  # the next empty cluster takes the next farthest point
 
 
@@ -156,8 +168,9 @@ def gaussian_mixture(
     """EM for a full-covariance Gaussian mixture from ``n_init`` k-means starts, run together.
 
     Runs are batched in groups small enough that their (runs, K, D, D) covariance tensors stay
-    within about ``_COVARIANCE_ELEMENTS`` (all 10 at once for MNIST, two at a time for raw
-    CIFAR-10).
+    within ``_COVARIANCE_ELEMENTS`` (all 10 at once for MNIST, one at a time for raw CIFAR-10).
+    The data are centred first, which changes neither labels nor likelihoods but keeps the
+    uncentred second moments used for the covariances free of cancellation.
 
     Args:
         X: (N, D) float64 points on the device to compute on.
@@ -169,6 +182,7 @@ def gaussian_mixture(
         ValueError: if a covariance is not positive definite even with ``reg_covar``.
     """
     start = kmeans(X, k, n_init, generator).labels
+    X = X - X.mean(0)
     group = max(1, _COVARIANCE_ELEMENTS // (k * X.shape[1] ** 2))
     log_lik = torch.empty(n_init, dtype=X.dtype, device=X.device)
     n_iter = torch.empty(n_init, dtype=torch.long, device=X.device)
@@ -176,9 +190,12 @@ def gaussian_mixture(
     for first in range(0, n_init, group):
         runs = slice(first, min(first + group, n_init))
         params, log_lik[runs], n_iter[runs] = _em(X, start[runs], k, max_iter, tol, reg_covar)
-        top = int(log_lik[runs].argmax())
-        if best < 0 or log_lik[runs][top] > log_lik[best]:
-            best, best_params = first + top, tuple(p[top : top + 1] for p in params)
+        # A NaN likelihood never wins (scikit-learn keeps the first run unless another is higher).
+        ranked = log_lik[runs].nan_to_num(nan=-math.inf)
+        top = int(ranked.argmax())
+        if best < 0 or ranked[top] > log_lik[best]:
+            # Copies, so that the group's tensors are freed before the next group runs.
+            best, best_params = first + top, tuple(p[top : top + 1].clone() for p in params)
         del params
     # sklearn keeps the parameters of the last M-step and reports the last E-step's likelihood.
     labels, score = _final_e_step(X, *best_params)
@@ -207,7 +224,7 @@ def _em(
         log_lik[active] = new_log_lik
         n_iter[active] += 1
         weights[active], means[active], prec_chol[active] = _m_step(X, nk, sums, scatter, reg_covar)
-        active = active[change.abs() >= tol]
+        active = active[~(change.abs() < tol)]  # as scikit-learn, a NaN change does not stop a run
     return (weights, means, prec_chol), log_lik, n_iter
 
 

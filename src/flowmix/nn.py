@@ -160,6 +160,15 @@ class StackedMADE(nn.Module):
         # The paper's network (one tanh hidden layer) has a hand-written, cheaper step.
         self._fused = activation == "tanh" and len(masks) == 2
 
+    def __setstate__(self, state: dict) -> None:
+        # Pickles from before the fused step and the zero masked entries (flowmix 0.1.0 models
+        # saved with joblib during development) lack both.
+        super().__setstate__(state)
+        if "_fused" not in self.__dict__:
+            self._fused = self.activation in (torch.tanh, fused.tanh) and len(self.layers) == 2
+            for layer in self.layers:
+                layer.zero_masked_()
+
     def forward(self, x: Tensor) -> Tensor:
         if self._fused:
             first, second = self.layers
