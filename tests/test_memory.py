@@ -23,8 +23,9 @@ def _minor_faults_of_fresh_tensor(n_floats: int = 16 * 2**20) -> int:
 def test_freed_blocks_are_reused_inside_and_released_after():
     outside = _minor_faults_of_fresh_tensor()
     with _memory.reuse_freed_memory():
-        _minor_faults_of_fresh_tensor()  # first use brings the block into the heap
-        inside = _minor_faults_of_fresh_tensor()
+        # The heap may hold free blocks whose pages an earlier malloc_trim gave back; the first
+        # allocations fault them in, after which a freed block is reused without faults.
+        inside = min(_minor_faults_of_fresh_tensor() for _ in range(8))
     after = _minor_faults_of_fresh_tensor()
     assert outside > 0
     assert inside < outside / 4, (inside, outside)
