@@ -46,3 +46,14 @@ def test_cuda_training_matches_cpu_training(data):
     cpu = FlowMixture(3, device="cpu", **params).fit(data)
     gpu = FlowMixture(3, device="cuda", **params).fit(data)
     np.testing.assert_allclose(gpu.losses_, cpu.losses_, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm"])
+def test_device_baselines_on_cuda_match_cpu(data, method):
+    from flowmix.baselines import run_baseline
+
+    # Same seeding draws (a CPU generator), float64 on both devices: the same runs.
+    on_cpu = run_baseline(method, data, 3, 0, device="cpu")
+    on_gpu = run_baseline(method, data, 3, 0, device="cuda")
+    np.testing.assert_array_equal(on_gpu.labels, on_cpu.labels)
+    np.testing.assert_allclose(on_gpu.objective, on_cpu.objective, rtol=1e-9)
