@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from flowmix._memory import reuse_freed_memory
+
 # Elements of the largest temporary per chunk of points: bounds memory whatever N is.
 _CHUNK_ELEMENTS = 2**26
 # Elements of one (runs, K, D, D) covariance-sized tensor of a group of EM runs; EM holds about
@@ -103,6 +105,7 @@ def _kmeans_plus_plus(X: Tensor, x_sq: Tensor, k: int, n_init: int, gen: torch.G
     return torch.stack(centres, 1)
 
 
+@reuse_freed_memory()
 def kmeans(
     X: Tensor, k: int, n_init: int, generator: torch.Generator, max_iter: int = 300, tol: float = 1e-4
 ) -> KMeansFit:
@@ -156,6 +159,7 @@ def _reseed_empty(sums: Tensor, counts: Tensor, X: Tensor, labels: Tensor, dist:
         dist[run, far] = 0  # the next empty cluster takes the next farthest point
 
 
+@reuse_freed_memory()
 def gaussian_mixture(
     X: Tensor,
     k: int,
@@ -234,10 +238,20 @@ def _scatter(X: Tensor, resp: Tensor) -> Tensor:
     dim = X.shape[1]
     out = torch.zeros(n_init, k, dim, dim, dtype=X.dtype, device=X.device)
     for part in _chunks(X.shape[0], n_init * k * dim):
-        x = X[part]
-        weighted = resp[:, part].transpose(1, 2)[..., None] * x  # (I, K, n, D)
-        out += weighted.transpose(-1, -2) @ x
+        _add_weighted_scatter(out, X[part], resp[:, part].permute(1, 0, 2))
     return out
+
+
+def _add_weighted_scatter(out: Tensor, x: Tensor, resp: Tensor) -> None:
+    """out[i, k] += sum_n resp[n, i, k] x_n x_n^T, as one (D, n) @ (n, I*K*D) product.
+
+    Args:
+        out: (I, K, D, D); x: (n, D); resp: (n, I, K).
+    """
+    n_points, dim = x.shape
+    weighted = (resp[..., None] * x[:, None, None, :]).reshape(n_points, -1)  # (n, I*K*D)
+    product = (x.T @ weighted).reshape(dim, *out.shape[:2], dim)  # (D, I, K, D), symmetric per (i, k)
+    out += product.permute(1, 2, 0, 3)
 
 
 def _m_step(
@@ -259,13 +273,24 @@ def _m_step(
     return nk / X.shape[0], means, prec_chol
 
 
-def _weighted_log_prob(x: Tensor, weights: Tensor, means: Tensor, prec_chol: Tensor) -> Tensor:
-    """log w_ik + log N(x_n; mu_ik, Sigma_ik) for points x (n, D): (I, K, n)."""
-    dim = x.shape[1]
-    y = x @ prec_chol - (means[..., None, :] @ prec_chol)  # (I, K, n, D)
-    log_det = prec_chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (I, K)
-    log_prob = -0.5 * (dim * math.log(2 * math.pi) + y.square().sum(-1)) + log_det[..., None]
-    return log_prob + weights.log()[..., None]
+def _precision_products(means: Tensor, prec_chol: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """What every chunk of the E-step reuses: all precision factors side by side (D, I*K*D),
+    the means through them (I, K, D), and log w-free constants log|P| - D/2 log(2 pi) (I, K)."""
+    dim = means.shape[-1]
+    side_by_side = prec_chol.permute(2, 0, 1, 3).reshape(dim, -1)
+    means_through = (means[..., None, :] @ prec_chol)[..., 0, :]
+    const = prec_chol.diagonal(dim1=-2, dim2=-1).log().sum(-1) - 0.5 * dim * math.log(2 * math.pi)
+    return side_by_side, means_through, const
+
+
+def _weighted_log_prob(x: Tensor, log_weights: Tensor, products: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """log w_ik + log N(x_n; mu_ik, Sigma_ik) for points x (n, D): (n, I, K).
+
+    The Mahalanobis terms of all runs and components come from one (n, D) @ (D, I*K*D) product.
+    """
+    side_by_side, means_through, const = products
+    y = (x @ side_by_side).reshape(x.shape[0], *means_through.shape) - means_through  # (n, I, K, D)
+    return -0.5 * y.square().sum(-1) + (const + log_weights)
 
 
 def _e_step_sums(
@@ -273,29 +298,31 @@ def _e_step_sums(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One pass over X: mean log-likelihood (I,) and the sufficient statistics of the M-step."""
     n_init, k, dim = means.shape
+    products, log_weights = _precision_products(means, prec_chol), weights.log()
     total = torch.zeros(n_init, dtype=X.dtype, device=X.device)
     nk = torch.zeros(n_init, k, dtype=X.dtype, device=X.device)
     sums = torch.zeros(n_init, k, dim, dtype=X.dtype, device=X.device)
     scatter = torch.zeros(n_init, k, dim, dim, dtype=X.dtype, device=X.device)
     for part in _chunks(X.shape[0], n_init * k * dim):
         x = X[part]
-        weighted = _weighted_log_prob(x, weights, means, prec_chol)
-        norm = torch.logsumexp(weighted, 1)  # (I, n)
-        total += norm.sum(-1)
-        resp = (weighted - norm[:, None]).exp_()  # (I, K, n)
-        nk += resp.sum(-1)
-        sums += resp @ x
-        scatter += (resp[..., None] * x).transpose(-1, -2) @ x
+        weighted = _weighted_log_prob(x, log_weights, products)  # (n, I, K)
+        norm = torch.logsumexp(weighted, -1)  # (n, I)
+        total += norm.sum(0)
+        resp = (weighted - norm[..., None]).exp_()  # (n, I, K)
+        nk += resp.sum(0)
+        sums += torch.einsum("nik,nd->ikd", resp, x)
+        _add_weighted_scatter(scatter, x, resp)
     return total / X.shape[0], nk, sums, scatter
 
 
 def _final_e_step(X: Tensor, weights: Tensor, means: Tensor, prec_chol: Tensor) -> tuple[Tensor, float]:
     """Most responsible component of every point (N,) and the mean log-likelihood, one mixture."""
     k, dim = means.shape[1:]
+    products, log_weights = _precision_products(means, prec_chol), weights.log()
     labels = torch.empty(X.shape[0], dtype=torch.long, device=X.device)
     total = 0.0
     for part in _chunks(X.shape[0], k * dim):
-        weighted = _weighted_log_prob(X[part], weights, means, prec_chol)[0]
-        labels[part] = weighted.argmax(0)
-        total += float(torch.logsumexp(weighted, 0).sum())
+        weighted = _weighted_log_prob(X[part], log_weights, products)[:, 0]  # (n, K)
+        labels[part] = weighted.argmax(-1)
+        total += float(torch.logsumexp(weighted, -1).sum())
     return labels, total / X.shape[0]
