@@ -126,9 +126,10 @@ def kmeans(
     labels, dist = _assign(X, x_sq, centres)
     done = torch.zeros(n_init, dtype=torch.bool, device=X.device)
     for _ in range(max_iter):
-        one_hot = torch.nn.functional.one_hot(labels, k).to(X.dtype)  # (I, N, K)
-        counts = one_hot.sum(1)  # (I, K)
-        sums = one_hot.transpose(1, 2) @ X  # (I, K, D)
+        # Points as rows, (run, cluster) pairs as columns: all runs' sums in one GEMM.
+        one_hot = torch.nn.functional.one_hot(labels.T, k).to(X.dtype).reshape(X.shape[0], -1)  # (N, I*K)
+        counts = one_hot.sum(0).reshape(n_init, k)
+        sums = (one_hot.T @ X).reshape(n_init, k, -1)  # (I, K, D)
         if bool((counts == 0).any()):
             _reseed_empty(sums, counts, X, labels, dist)
         new = sums / counts.clamp(min=1)[..., None]
