@@ -15,51 +15,18 @@ import time
 import torch
 import torch._dynamo
 import torch._inductor.config
+from cases import CASES, flowmix_step
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.model import MixtureOfFlows
-from flowmix.train import make_optimizer
-
-CASES = {
-    "toy (K=5, 10 restarts, D=2, N=1000, 10 hidden)": {
-        "restarts": 10,
-        "k": 5,
-        "dim": 2,
-        "hidden": 10,
-        "batch": 1000,
-    },
-    "PCA image (K=10, D=100, batch 1000, 1024 hidden)": {
-        "restarts": 1,
-        "k": 10,
-        "dim": 100,
-        "hidden": 1024,
-        "batch": 1000,
-    },
-}
 
 
 def _make_step(case: dict, compiled: bool):
-    gen = torch.Generator().manual_seed(0)
-    means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
-    model = MixtureOfFlows(means, 0.1, (case["hidden"],), 1, "tanh", gen)
-    optimizer = make_optimizer(model, 1e-3)
-    x = torch.rand(case["dim"], case["batch"], generator=gen)
-
-    def loss() -> torch.Tensor:
-        return (-model.log_prob_columns(x).mean(-1)).sum()
-
+    x = torch.rand(case["dim"], case["batch"], generator=torch.Generator().manual_seed(1))
     if compiled:
         # Cold compile, as a user's first fit would see it: no graphs or kernels from earlier runs.
         torch._dynamo.reset()
         torch._inductor.config.force_disable_caches = True
-    loss_fn = torch.compile(loss) if compiled else loss
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn().backward()
-        optimizer.step()
-
-    return step
+    return flowmix_step(case, x, compile_loss=compiled)
 
 
 def measure(case: dict, compiled: bool, seconds: float = 5.0) -> tuple[float, float]:

@@ -15,27 +15,9 @@ from __future__ import annotations
 import time
 
 import torch
+from cases import CASES, flowmix_step
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.model import MixtureOfFlows
-from flowmix.train import make_optimizer
-
-CASES = {
-    "toy: K=5, 10 restarts, D=2, N=1000, 10 hidden": {
-        "restarts": 10,
-        "k": 5,
-        "dim": 2,
-        "hidden": 10,
-        "batch": 1000,
-    },
-    "PCA image: K=10, 1 restart, D=100, batch 1000, 1024 hidden": {
-        "restarts": 1,
-        "k": 10,
-        "dim": 100,
-        "hidden": 1024,
-        "batch": 1000,
-    },
-}
 
 
 def _zuko_steps(case: dict, x: torch.Tensor):
@@ -65,22 +47,6 @@ def _zuko_steps(case: dict, x: torch.Tensor):
     return step
 
 
-def _flowmix_step(case: dict, x: torch.Tensor):
-    gen = torch.Generator().manual_seed(0)
-    means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
-    model = MixtureOfFlows(means, 0.1, (case["hidden"],), 1, "tanh", gen)
-    optimizer = make_optimizer(model, 1e-3)
-    columns = x.T.contiguous()
-
-    def step() -> None:
-        loss = (-model.log_prob_columns(columns).mean(-1)).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
 def _rate(step, seconds: float) -> float:
     step()
     step()
@@ -100,7 +66,7 @@ def compare(seconds: float = 5.0) -> list[dict] | None:
     with reuse_freed_memory():
         for name, case in CASES.items():
             x = torch.rand(case["batch"], case["dim"], generator=torch.Generator().manual_seed(1))
-            ours = _rate(_flowmix_step(case, x), seconds) * case["restarts"]
+            ours = _rate(flowmix_step(case, x.T.contiguous()), seconds) * case["restarts"]
             theirs = _rate(_zuko_steps(case, x), seconds) * case["restarts"]
             rows.append({"case": name, "flowmix": ours, "zuko": theirs, "speedup": ours / theirs})
     return rows

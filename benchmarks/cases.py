@@ -1,0 +1,47 @@
+"""The two step-level problems several benchmarks share, and flowmix's training step on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from flowmix.model import MixtureOfFlows
+from flowmix.train import make_optimizer
+
+CASES = {
+    "toy: K=5, 10 restarts, D=2, N=1000, 10 hidden": {
+        "restarts": 10,
+        "k": 5,
+        "dim": 2,
+        "hidden": 10,
+        "batch": 1000,
+    },
+    "PCA image: K=10, 1 restart, D=100, batch 1000, 1024 hidden": {
+        "restarts": 1,
+        "k": 10,
+        "dim": 100,
+        "hidden": 1024,
+        "batch": 1000,
+    },
+}
+
+
+def flowmix_step(case: dict, columns: torch.Tensor, compile_loss: bool = False) -> Callable[[], None]:
+    """One Adam step of the batched mixture on ``columns`` (D, N), as flowmix.train takes it."""
+    gen = torch.Generator().manual_seed(0)
+    means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
+    model = MixtureOfFlows(means, 0.1, (case["hidden"],), 1, "tanh", gen)
+    optimizer = make_optimizer(model, 1e-3)
+
+    def loss() -> torch.Tensor:
+        return (-model.log_prob_columns(columns).mean(-1)).sum()
+
+    loss_fn = torch.compile(loss) if compile_loss else loss
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        optimizer.step()
+
+    return step
