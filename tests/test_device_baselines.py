@@ -125,3 +125,15 @@ def test_runs_in_groups_equal_runs_all_at_once(digits, monkeypatch):
     torch.testing.assert_close(grouped.labels, together.labels)
     torch.testing.assert_close(grouped.lower_bound, together.lower_bound, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(grouped.n_iter, together.n_iter)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("tpu:9", "is not a torch device; use 'cpu' or 'cuda'"), ("cuda", "torch sees no CUDA GPU")],
+)
+def test_bad_baseline_device_gets_the_estimators_message(device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    X, _ = _blobs()
+    with pytest.raises(ValueError, match=message):
+        kmeans(X, 4, seed=0, device=device)

@@ -26,6 +26,7 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
 from flowmix import device_baselines
+from flowmix.mixture import resolve_device
 
 __all__ = ["BASELINES", "BaselineResult", "gmm", "kmeans", "random_labels", "run_baseline"]
 
@@ -85,11 +86,7 @@ def _check_inputs(X: ArrayLike, k: int, seed: int) -> np.ndarray:
 
 
 def _device_tensor(X: np.ndarray, device: str) -> torch.Tensor:
-    try:
-        torch_device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'.") from err
-    return torch.as_tensor(X, dtype=torch.float64, device=torch_device)
+    return torch.as_tensor(X, dtype=torch.float64, device=resolve_device(device))
 
 
 def random_labels(X: ArrayLike, k: int, seed: int) -> BaselineResult:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from flowmix._io import atomic_write, atomic_write_text
+from flowmix._memory import reuse_freed_memory
 from flowmix.experiments.configs import (
     METHODS,
     QUICK,
@@ -546,9 +547,9 @@ def run_grid(
 
 def check_device(device: str) -> None:
     """Raise ValueError unless ``device`` is a usable torch device (the estimator's own check)."""
-    from flowmix import FlowMixture
+    from flowmix.mixture import resolve_device
 
-    FlowMixture(device=device)._torch_device()
+    resolve_device(device)
 
 
 def _now() -> str:
@@ -613,6 +614,7 @@ def _run_baseline(
     return record
 
 
+@reuse_freed_memory()
 def _restart_labels(density: Any, data: Any, per_point: int) -> tuple[np.ndarray, float]:
     """Cluster of every point under every restart: (R, N), evaluated per restart in float64.
 
