@@ -18,9 +18,9 @@ import time
 import torch
 from torch import nn
 
-from flowmix.flows import StackedMAF
-from flowmix.model import MixtureOfFlows
-from flowmix.train import make_optimizer
+from flowmix.flows.maf import StackedMAF
+from flowmix.density import MixtureOfFlows
+from flowmix.training import make_optimizer
 
 
 class LoopMixture(nn.Module):

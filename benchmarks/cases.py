@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from flowmix.model import MixtureOfFlows
-from flowmix.train import make_optimizer
+from flowmix.density import MixtureOfFlows
+from flowmix.training import make_optimizer
 
 CASES = {
     "toy: K=5, 10 restarts, D=2, N=1000, 10 hidden": {
@@ -28,7 +28,7 @@ CASES = {
 
 
 def flowmix_step(case: dict, columns: torch.Tensor, compile_loss: bool = False) -> Callable[[], None]:
-    """One Adam step of the batched mixture on ``columns`` (D, N), as flowmix.train takes it."""
+    """One Adam step of the batched mixture on ``columns`` (D, N), as flowmix.training takes it."""
     gen = torch.Generator().manual_seed(0)
     means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
     model = MixtureOfFlows(means, 0.1, (case["hidden"],), 1, "tanh", gen)

@@ -16,8 +16,8 @@ import time
 import torch
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.model import MixtureOfFlows
-from flowmix.train import make_optimizer
+from flowmix.density import MixtureOfFlows
+from flowmix.training import make_optimizer
 
 
 def _sync(device: torch.device) -> None:
@@ -60,7 +60,7 @@ def image_step(dim: int, hidden: int, k: int, batch: int, device: torch.device, 
         opt.step()
 
     best = float("inf")
-    # As in flowmix.train: freed step memory is kept for the next step.
+    # As in flowmix.training: freed step memory is kept for the next step.
     with reuse_freed_memory():
         step()
         for _ in range(repeats):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowmix.baselines import BASELINES, BaselineResult, gmm, kmeans, random_labels, run_baseline
-from flowmix.metrics import adjusted_rand
+from flowmix.eval.baselines import BASELINES, BaselineResult, gmm, kmeans, random_labels, run_baseline
+from flowmix.eval.metrics import adjusted_rand
 
 
 def blobs(seed: int = 0, n_per: int = 40) -> tuple[np.ndarray, np.ndarray]:

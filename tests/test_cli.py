@@ -245,7 +245,7 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     values = dict(line.split()[:2] for line in evaluated.stdout.splitlines() if line.split()[0] in
                   ("purity", "ari", "nmi", "acc"))  # fmt: skip
-    from flowmix.metrics import clustering_scores
+    from flowmix.eval.metrics import clustering_scores
 
     expected = clustering_scores(y, labels)
     assert {k: float(v) for k, v in values.items()} == pytest.approx(expected, abs=1e-4)

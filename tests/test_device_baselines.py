@@ -1,4 +1,4 @@
-"""The torch k-means and EM (flowmix.device_baselines) against scikit-learn's on the same data."""
+"""The torch k-means and EM (flowmix.eval.device_baselines) against scikit-learn's on the same data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
-from flowmix import device_baselines
-from flowmix.baselines import gmm, kmeans
+from flowmix.eval import device_baselines
+from flowmix.eval.baselines import gmm, kmeans
 from flowmix.experiments.runner import GridSpec, run_grid
 
 

@@ -33,7 +33,7 @@ from flowmix.experiments.runner import (
     select_best,
     unit_config,
 )
-from flowmix.metrics import clustering_scores
+from flowmix.eval.metrics import clustering_scores
 
 pytestmark = pytest.mark.usefixtures("offline")
 

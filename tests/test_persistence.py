@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flowmix import FlowMixture
-from flowmix import mixture as mixture_module
+from flowmix import estimator as mixture_module
 
 
 @pytest.fixture(scope="module")

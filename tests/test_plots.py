@@ -9,8 +9,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from flowmix.metrics import contingency_table
-from flowmix.plots import (
+from flowmix.eval.metrics import contingency_table
+from flowmix.viz.plots import (
     ToyPanel,
     contingency_heatmap,
     density_animation,

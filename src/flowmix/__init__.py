@@ -1,6 +1,6 @@
 """flowmix: clustering and density estimation with mixtures of normalizing flows."""
 
-from flowmix.mixture import FlowMixture
+from flowmix.estimator import FlowMixture
 
 __version__ = "0.1.0"
 

@@ -500,7 +500,7 @@ def fit(
     """
     from flowmix import FlowMixture
     from flowmix.datasets import read_table
-    from flowmix.metrics import clustering_scores
+    from flowmix.eval.metrics import clustering_scores
 
     if k < 1:
         raise UserError(f"-k must be a positive integer, got {k}.")
@@ -573,7 +573,7 @@ def predict(model_dir: str, file: str, out: str | None, proba: bool, label_colum
 )
 def evaluate(model_dir: str, file: str, label_column: str) -> None:
     """Clustering metrics (purity, ARI, NMI, ACC) and mean log-likelihood of the model on FILE."""
-    from flowmix.metrics import clustering_scores
+    from flowmix.eval.metrics import clustering_scores
 
     model, prep = _load_model(model_dir)
     X, y = _read_points(file, model, prep, label_column)

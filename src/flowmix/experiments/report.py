@@ -515,7 +515,7 @@ def _table1_section(groups: dict) -> tuple[list[_Block], list[dict[str, Any]]]:
 
 
 def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Path]]:
-    from flowmix.plots import contingency_heatmap
+    from flowmix.viz.plots import contingency_heatmap
 
     blocks: list[_Block] = []
     written: list[Path] = []

@@ -110,7 +110,7 @@ class GridSpec:
         Torch device of the mixture of flows.
     baselines_on_device : bool
         False (default): k-means and EM/GMM are scikit-learn's on the CPU, the paper's protocol.
-        True: they run in torch on ``device`` (flowmix.device_baselines), for GPU machines; the
+        True: they run in torch on ``device`` (flowmix.eval.device_baselines), for GPU machines; the
         records' configuration then says ``"implementation": "torch"``.
     data_dir : path, optional
         Folder with the image sets (see :func:`flowmix.datasets.load_dataset`).
@@ -547,7 +547,7 @@ def run_grid(
 
 def check_device(device: str) -> None:
     """Raise ValueError unless ``device`` is a usable torch device (the estimator's own check)."""
-    from flowmix.mixture import resolve_device
+    from flowmix.estimator import resolve_device
 
     resolve_device(device)
 
@@ -557,7 +557,7 @@ def _now() -> str:
 
 
 def _label_summary(y: np.ndarray, labels: np.ndarray, k: int) -> dict[str, Any]:
-    from flowmix.metrics import clustering_scores, contingency_table
+    from flowmix.eval.metrics import clustering_scores, contingency_table
 
     table = contingency_table(y, labels, n_clusters=k, normalize=False)
     return {
@@ -588,7 +588,7 @@ def _run_baseline(
     device: str | None = None,
 ) -> dict[str, Any]:
     """One baseline run; ``device`` None is scikit-learn on the CPU, else torch on that device."""
-    from flowmix.baselines import run_baseline
+    from flowmix.eval.baselines import run_baseline
 
     kwargs: dict[str, Any] = {"n_init": config["n_init"]} if "n_init" in config else {}
     if device is not None:
@@ -664,7 +664,7 @@ def _run_flows(
     every = spec.n_snapshot_every if ds.is_toy else n_epochs
     grid = None
     if ds.is_toy:
-        from flowmix.plots import grid_2d
+        from flowmix.viz.plots import grid_2d
 
         xx, yy, pts = grid_2d(X, n=spec.grid_size)
         grid = torch.as_tensor(pts, dtype=torch.float32, device=device)
@@ -781,7 +781,7 @@ def _toy_artifacts(
     digest: str,
 ) -> None:
     """GIF of the best run's density, Figure 2-style panel of the other runs, and the arrays."""
-    from flowmix.plots import density_animation, density_panels
+    from flowmix.viz.plots import density_animation, density_panels
 
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -840,7 +840,7 @@ def make_figure1(
         The PNG and PDF written, or nothing when no toy model is saved.
     """
     from flowmix import FlowMixture
-    from flowmix.plots import ToyPanel, grid_2d, toy_figure
+    from flowmix.viz.plots import ToyPanel, grid_2d, toy_figure
 
     out = Path(out_dir)
     names = [d.name for d in TOY_DATASETS if datasets is None or d.name in datasets]

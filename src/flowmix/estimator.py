@@ -19,10 +19,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.model import MixtureOfFlows
+from flowmix.density import MixtureOfFlows
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
-from flowmix.train import train
+from flowmix.training import train
 
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"

@@ -1,6 +1,6 @@
 """k-means and EM for a full-covariance Gaussian mixture in torch, on any device.
 
-The paper's baselines are scikit-learn's ``KMeans`` and ``GaussianMixture`` (flowmix.baselines runs
+The paper's baselines are scikit-learn's ``KMeans`` and ``GaussianMixture`` (flowmix.eval.baselines runs
 exactly those on the CPU). On raw pixels EM takes hours per run on a CPU, which would dominate
 Table 1 on a GPU machine; these versions run there instead. They follow scikit-learn's algorithms
 and defaults, and evaluate the ``n_init`` initialisations together, batched like the flows'

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from flowmix.flows import StackedMAF
+from flowmix.flows.maf import StackedMAF
 
 
 class MixtureOfFlows(nn.Module):

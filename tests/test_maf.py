@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from flowmix.flows import StackedMAF
+from flowmix.flows.maf import StackedMAF
 from flowmix.nn import StackedMADE, StackedMaskedLinear, made_masks
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.model import MixtureOfFlows
+from flowmix.density import MixtureOfFlows
 
 
 @dataclass

@@ -25,8 +25,8 @@ from numpy.typing import ArrayLike
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from flowmix import device_baselines
-from flowmix.mixture import resolve_device
+from flowmix.eval import device_baselines
+from flowmix.estimator import resolve_device
 
 __all__ = ["BASELINES", "BaselineResult", "gmm", "kmeans", "random_labels", "run_baseline"]
 
@@ -127,7 +127,7 @@ def kmeans(X: ArrayLike, k: int, seed: int, n_init: int = 10, device: str | None
     device : str, optional
         None (default) runs scikit-learn's ``KMeans``, the paper's protocol. A torch device
         (``"cuda"``, or ``"cpu"``) runs the same algorithm in torch with the initialisations
-        batched (flowmix.device_baselines), for GPU machines.
+        batched (flowmix.eval.device_baselines), for GPU machines.
 
     Returns
     -------
@@ -170,7 +170,7 @@ def gmm(X: ArrayLike, k: int, seed: int, n_init: int = 10, device: str | None = 
     device : str, optional
         None (default) runs scikit-learn's ``GaussianMixture``, the paper's protocol. A torch
         device runs the same EM in torch with the initialisations batched
-        (flowmix.device_baselines): hours on a CPU for raw pixels become minutes on a GPU.
+        (flowmix.eval.device_baselines): hours on a CPU for raw pixels become minutes on a GPU.
 
     Returns
     -------

@@ -12,8 +12,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from flowmix import FlowMixture
-from flowmix.model import MixtureOfFlows
-from flowmix.train import train
+from flowmix.density import MixtureOfFlows
+from flowmix.training import train
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def test_paper_toy_preset_clusters_moons():
 
 
 def test_inference_in_small_chunks_equals_one_chunk(fitted, moons, monkeypatch):
-    from flowmix import mixture as mixture_module
+    from flowmix import estimator as mixture_module
 
     X, _ = moons
     whole_scores, whole_proba = fitted.score_samples(X), fitted.predict_proba(X)

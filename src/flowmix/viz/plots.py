@@ -562,7 +562,7 @@ def contingency_heatmap(
 
     Parameters
     ----------
-    table : array-like, shape (n_classes, n_clusters), or a ``flowmix.metrics.ContingencyTable``
+    table : array-like, shape (n_classes, n_clusters), or a ``flowmix.eval.metrics.ContingencyTable``
         Rows are true labels, columns clusters. A ``ContingencyTable`` supplies its own labels.
     row_labels : sequence of length n_classes, optional
         Default: the table's, or ``0..n_classes-1``.

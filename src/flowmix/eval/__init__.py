@@ -1,0 +1,1 @@
+"""Evaluation: clustering metrics (pure functions) and the baselines flowmix is compared with."""

@@ -1,0 +1,5 @@
+"""Flow families."""
+
+from flowmix.flows.maf import StackedMAF
+
+__all__ = ["StackedMAF"]

@@ -1,0 +1,1 @@
+"""Figures drawn with matplotlib from arrays or fitted models; nothing here fits anything."""
