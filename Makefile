@@ -20,7 +20,7 @@ venv: $(BIN)/activate
 demo: venv
 	$(BIN)/flowmix demo --out results/demo
 
-test: venv
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-all: venv
@@ -32,6 +32,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from flowmix.eval.baselines import gmm, kmeans
 from flowmix.datasets import load_dataset
+from flowmix.eval.baselines import gmm, kmeans
 
 
 def compare(device: str = "cpu", dataset: str = "mnist5_pca", k: int = 5, seed: int = 0) -> list[dict]:

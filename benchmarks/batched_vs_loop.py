@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
-from flowmix.flows.maf import StackedMAF
 from flowmix.density import MixtureOfFlows
+from flowmix.flows.maf import StackedMAF
 from flowmix.training import make_optimizer
 
 

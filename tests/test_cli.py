@@ -111,7 +111,7 @@ def idx_gz(arr: np.ndarray) -> bytes:
 def synthetic_mnist(root: Path, monkeypatch, n: tuple[int, int] = (200, 40)) -> None:
     """Tiny MNIST-like IDX files under ``root/mnist`` with their checksums registered."""
     rng = np.random.default_rng(1)
-    for split, count in zip(("train", "t10k"), n):
+    for split, count in zip(("train", "t10k"), n, strict=False):
         labels = (np.arange(count) % 10).astype(np.uint8)
         # Each digit a brighter blob in its own rows, plus noise: clusterable but not trivial.
         images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
@@ -201,7 +201,7 @@ def blobs_csv(path: Path, n: int = 150) -> np.ndarray:
     X = centres[y] + rng.normal(0, 1.0, (n, 2))
     with path.open("w") as fh:
         fh.write("a,b,label\n")
-        for (a, b), label in zip(X, y):
+        for (a, b), label in zip(X, y, strict=False):
             fh.write(f"{a:.6f},{b:.6f},{label}\n")
     return y
 

@@ -80,7 +80,7 @@ def serve_mnist(routes, monkeypatch, prefix: str = "", folder: str = "mnist", n:
     """Register synthetic MNIST files at ``<prefix>/<folder>/<name>``; return (images, labels)."""
     rng = np.random.default_rng(3)
     xs, ys = [], []
-    for split, count in zip(("train", "t10k"), n):
+    for split, count in zip(("train", "t10k"), n, strict=False):
         x = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
         y = rng.integers(0, 10, count, dtype=np.uint8)
         for kind, arr in (("images-idx3", x), ("labels-idx1", y)):

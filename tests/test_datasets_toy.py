@@ -57,7 +57,7 @@ def test_toy_seeding_is_local_and_reproducible(name):
     state = np.random.get_state()
     a = load_dataset(name)
     after = np.random.get_state()
-    assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(state, after))
+    assert all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(state, after, strict=False))
     b = load_dataset(name, seed=1)
     c = load_dataset(name, seed=2)
     np.testing.assert_array_equal(a.X, b.X)

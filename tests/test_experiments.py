@@ -15,6 +15,7 @@ from PIL import Image
 
 from flowmix import FlowMixture
 from flowmix.datasets import DatasetError, load_dataset
+from flowmix.eval.metrics import clustering_scores
 from flowmix.experiments import configs
 from flowmix.experiments.configs import (
     PAPER_TABLE1,
@@ -33,7 +34,6 @@ from flowmix.experiments.runner import (
     select_best,
     unit_config,
 )
-from flowmix.eval.metrics import clustering_scores
 
 pytestmark = pytest.mark.usefixtures("offline")
 

@@ -152,7 +152,7 @@ def _read_text(path: Path, label_column: int | str | None) -> tuple[np.ndarray, 
         rows.append(cells)
         lines.append(reader.line_num)
     width = len(rows[0])
-    for cells, line in zip(rows, lines):
+    for cells, line in zip(rows, lines, strict=False):
         if len(cells) != width:
             raise ValueError(
                 f"{path}: line {line} has {len(cells)} fields but line {lines[0]} has {width}; "
@@ -162,7 +162,7 @@ def _read_text(path: Path, label_column: int | str | None) -> tuple[np.ndarray, 
     if len(rows) > 1:
         second = rows[1]
         has_header = all(not _is_number(c) for c in first) or any(
-            not _is_number(a) and _is_number(b) for a, b in zip(first, second)
+            not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False)
         )
     else:
         has_header = not all(_is_number(c) for c in first)
@@ -181,7 +181,7 @@ def _read_text(path: Path, label_column: int | str | None) -> tuple[np.ndarray, 
     try:
         X = np.array(feats, dtype=np.float64)
     except ValueError:
-        for cells, line in zip(feats, lines):
+        for cells, line in zip(feats, lines, strict=False):
             for k, cell in enumerate(cells):
                 if not _is_number(cell):
                     j = keep[k]

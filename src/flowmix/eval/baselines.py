@@ -25,8 +25,8 @@ from numpy.typing import ArrayLike
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from flowmix.eval import device_baselines
 from flowmix.estimator import resolve_device
+from flowmix.eval import device_baselines
 
 __all__ = ["BASELINES", "BaselineResult", "gmm", "kmeans", "random_labels", "run_baseline"]
 

@@ -538,7 +538,7 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
             title=f"{label}: best mixture-of-flows run (run {best['run']})",
         )
         written += paths
-        ours_rows = [[r] + [f"{v:.4f}" for v in line] for r, line in zip(row_names, table)]
+        ours_rows = [[r] + [f"{v:.4f}" for v in line] for r, line in zip(row_names, table, strict=False)]
         paper_rows = [[f"digit {i}", *cells] for i, cells in enumerate(paper_printed)]
         ours_bold = _bold_max(ours_rows, range(1, table.shape[1] + 1))
         paper_bold = _bold_max(paper_rows, range(1, paper_table.shape[1] + 1))
@@ -558,7 +558,7 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
                         "box",
                         f"ours (run {best['run']})",
                         children=[
-                            _Block("table", header=["true label"] + col_names, rows=ours_rows, bold=ours_bold)
+                            _Block("table", header=["true label", *col_names], rows=ours_rows, bold=ours_bold)
                         ],
                     ),
                     _Block(
@@ -566,7 +566,7 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
                         f"paper, {paper_label}",
                         children=[
                             _Block(
-                                "table", header=["true label"] + col_names, rows=paper_rows, bold=paper_bold
+                                "table", header=["true label", *col_names], rows=paper_rows, bold=paper_bold
                             )
                         ],
                     ),

@@ -454,7 +454,7 @@ def density_panels(
     nrows = math.ceil(len(checked) / ncols)
     fig = _new_figure((ncols * panel_size, nrows * panel_size))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, (title, xx, yy, ld) in zip(axes, checked):
+    for ax, (title, xx, yy, ld) in zip(axes, checked, strict=False):
         _draw_density(ax, xx, yy, ld)
         ax.set_title(title, fontsize=9)
     for ax in axes[len(checked) :]:
