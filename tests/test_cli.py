@@ -18,7 +18,7 @@ from flowmix.cli import main
 from flowmix.datasets import files as dsfiles
 from flowmix.experiments import runner as exp_runner
 from flowmix.experiments.configs import QuickSettings
-from flowmix.experiments.runner import RECORDS_FILE, read_records
+from flowmix.experiments.records import RECORDS_FILE, read_records
 
 pytestmark = pytest.mark.usefixtures("offline")
 

@@ -25,15 +25,8 @@ from flowmix.experiments.configs import (
     TOY_DATASETS,
     get_dataset_config,
 )
-from flowmix.experiments.runner import (
-    RECORDS_FILE,
-    GridSpec,
-    config_hash,
-    read_records,
-    run_grid,
-    select_best,
-    unit_config,
-)
+from flowmix.experiments.records import RECORDS_FILE, config_hash, read_records, select_best
+from flowmix.experiments.runner import GridSpec, run_grid, unit_config
 
 pytestmark = pytest.mark.usefixtures("offline")
 

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from flowmix.experiments.configs import PAPER_TABLE1
-from flowmix.experiments.report import current_groups, table1_rows, write_report
-from flowmix.experiments.runner import RECORDS_FILE
+from flowmix.experiments.records import RECORDS_FILE
+from flowmix.experiments.report import write_report
+from flowmix.experiments.tables import current_groups, table1_rows
 
 
 def record(dataset, method, run, objective, metrics, *, digest="h1", quick=False, stamp="2024-01-01T00:00:00",

@@ -249,8 +249,8 @@ def _run_reproduce(
 
 def _print_best(out: str, datasets: Sequence[str], methods: Sequence[str]) -> None:
     from flowmix.experiments.configs import PAPER_TABLE1
-    from flowmix.experiments.report import current_groups
-    from flowmix.experiments.runner import read_records, select_best
+    from flowmix.experiments.records import read_records, select_best
+    from flowmix.experiments.tables import current_groups
 
     groups = current_groups(read_records(out))
     rows = []

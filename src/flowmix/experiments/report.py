@@ -1,4 +1,4 @@
-"""Tables and a report from an experiment directory (``records.jsonl`` plus figures).
+"""Render the report of an experiment directory (``records.jsonl`` plus figures): Markdown, HTML, CSV.
 
 :func:`write_report` writes, into the directory:
 
@@ -10,9 +10,9 @@
 - ``toy_table.csv``: the best run per toy set and method;
 - ``figures/contingency_<data set>.png/.pdf``: heatmaps of the normalised contingency tables.
 
-Which records are reported: for each (data set, method) the configuration (hash) of the most
-recently written record, so that re-running a directory with other settings reports the new
-ones; within it the best run by the paper's rule (:func:`flowmix.experiments.runner.select_best`).
+What is reported (the configuration of each data set and method, its best run, the rows of every
+table) is chosen by :mod:`flowmix.experiments.tables`; this module only formats those rows and
+writes the files.
 
 >>> write_report("results/toy")  # doctest: +SKIP
 """
@@ -25,32 +25,37 @@ import html
 import io
 import math
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from flowmix._io import atomic_write_text
 from flowmix.experiments.configs import (
-    DATASETS,
     METHOD_LABELS,
-    METHODS,
     METRIC_LABELS,
     METRICS,
-    PAPER_CONTINGENCY,
-    PAPER_TABLE1,
-    PAPER_TABLE1_PRINTED,
     TABLE1_DATASETS,
     TABLE1_METHOD_ORDER,
     TOY_DATASETS,
 )
-from flowmix.experiments.runner import FIGURE1_STEM, RECORDS_FILE, read_records, select_best
+from flowmix.experiments.records import RECORDS_FILE, read_records
+from flowmix.experiments.runner import FIGURE1_STEM
+from flowmix.experiments.tables import (
+    Groups,
+    Metadata,
+    contingency_tables,
+    current_groups,
+    is_quick,
+    metadata,
+    run_rows,
+    table1_rows,
+    timing_rows,
+    toy_rows,
+)
 
-__all__ = ["ReportFiles", "current_groups", "table1_rows", "toy_rows", "write_report"]
+__all__ = ["ReportFiles", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -63,112 +68,6 @@ class ReportFiles:
     table1_md: Path | None
     toy_csv: Path | None
     figures: tuple[Path, ...]
-
-
-# ------------------------------------------------------------------------------------------------
-# Selecting and tabulating records
-
-
-def current_groups(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """For each (data set, method): the records of its most recently written configuration.
-
-    Returns
-    -------
-    dict
-        ``(dataset, method) -> records`` sorted by run, for the configuration hash whose latest
-        record is the newest; records of older configurations are ignored.
-    """
-    by_hash: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    latest: dict[tuple[str, str, str], tuple[str, int]] = {}
-    for index, r in enumerate(records):
-        key = (r["dataset"], r["method"], r["config_hash"])
-        by_hash[key].append(r)
-        # The file order breaks ties between records written in the same second.
-        latest[key] = max(latest.get(key, ("", -1)), (str(r.get("finished_at", "")), index))
-    chosen: dict[tuple[str, str], tuple[str, int]] = {}
-    keep: dict[tuple[str, str], str] = {}
-    for (dataset, method, digest), stamp in latest.items():
-        if (dataset, method) not in chosen or stamp > chosen[(dataset, method)]:
-            chosen[(dataset, method)] = stamp
-            keep[(dataset, method)] = digest
-    groups = {}
-    for (dataset, method), digest in keep.items():
-        runs: dict[int, dict[str, Any]] = {}
-        for r in by_hash[(dataset, method, digest)]:
-            runs[int(r["run"])] = r  # a duplicate run keeps the later record
-        groups[(dataset, method)] = [runs[i] for i in sorted(runs)]
-    return groups
-
-
-def _metric(record: dict[str, Any] | None, metric: str) -> float | None:
-    if record is None or not record.get("metrics"):
-        return None
-    value = record["metrics"].get(metric)
-    return None if value is None else float(value)
-
-
-def table1_rows(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Table 1 in long form: one row per (data set, metric, method) with ours, the paper's and the difference.
-
-    Only data sets of Table 1 with at least one record appear; methods without records have
-    ``ours`` None.
-    """
-    rows = []
-    for ds in TABLE1_DATASETS:
-        if not any((ds.name, m) in groups for m in METHODS):
-            continue
-        for metric in METRICS:
-            for method in TABLE1_METHOD_ORDER:
-                group = groups.get((ds.name, method), [])
-                best = select_best(group)
-                ours = _metric(best, metric)
-                paper = PAPER_TABLE1.get((ds.name, method), {}).get(metric)
-                values = [v for v in (_metric(r, metric) for r in group) if v is not None]
-                rows.append(
-                    {
-                        "dataset": ds.name,
-                        "label": ds.label,
-                        "metric": metric,
-                        "method": method,
-                        "ours": ours,
-                        "paper": paper,
-                        "paper_printed": PAPER_TABLE1_PRINTED.get((ds.name, method, metric)),
-                        "diff": None if ours is None or paper is None else ours - paper,
-                        "best_run": None if best is None else int(best["run"]),
-                        "runs": len(group),
-                        "mean_over_runs": float(np.mean(values)) if values else None,
-                        "std_over_runs": float(np.std(values)) if values else None,
-                        "quick": bool(group and any(r.get("quick") for r in group)),
-                        "n_samples": group[0]["n_samples"] if group else None,
-                        "config_hash": group[0]["config_hash"] if group else None,
-                    }
-                )
-    return rows
-
-
-def toy_rows(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The best run per toy set and method: objective and the four metrics."""
-    rows = []
-    for ds in TOY_DATASETS:
-        for method in METHODS:
-            group = groups.get((ds.name, method))
-            if not group:
-                continue
-            best = select_best(group)
-            row = {
-                "dataset": ds.name,
-                "method": method,
-                "k": ds.k,
-                "n_samples": group[0]["n_samples"],
-                "runs": len(group),
-                "best_run": None if best is None else int(best["run"]),
-                "objective": None if best is None else best.get("objective"),
-                "quick": any(r.get("quick") for r in group),
-            }
-            for metric in METRICS:
-                row[metric] = _metric(best, metric)
-            rows.append(row)
-    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -323,22 +222,19 @@ def _bold_max(rows: list[list[str]], columns: Sequence[int]) -> frozenset[tuple[
     return frozenset(bold)
 
 
-def _metadata_section(records: list[dict[str, Any]], groups: dict, quick: bool) -> list[_Block]:
+def _metadata_section(meta: Metadata, timings: list[dict[str, Any]]) -> list[_Block]:
     blocks = [_Block("h2", "Run metadata")]
-    used = [r for g in groups.values() for r in g]
-    machines: dict[str, dict[str, Any]] = {}
-    for r in used:
-        m = r.get("machine") or {}
-        machines[repr(sorted(m.items()))] = m
-    stamps = sorted(str(r.get("finished_at", "")) for r in used if r.get("finished_at"))
     rows = [
-        ["records reported / in file", f"{len(used)} / {len(records)}"],
-        ["quick (smoke-run settings)", "yes: NOT the paper's protocol" if quick else "no (paper protocol)"],
-        ["first / last record", f"{stamps[0]} / {stamps[-1]}" if stamps else "–"],
-        ["flowmix versions", ", ".join(sorted({str(r.get("flowmix_version")) for r in used}))],
+        ["records reported / in file", f"{meta.n_reported} / {meta.n_records}"],
+        [
+            "quick (smoke-run settings)",
+            "yes: NOT the paper's protocol" if meta.quick else "no (paper protocol)",
+        ],
+        ["first / last record", f"{meta.first} / {meta.last}" if meta.first is not None else "–"],
+        ["flowmix versions", ", ".join(meta.flowmix_versions)],
     ]
     blocks.append(_Block("table", header=("", ""), rows=rows))
-    if machines:
+    if meta.machines:
         keys = [
             "platform",
             "python",
@@ -350,31 +246,25 @@ def _metadata_section(records: list[dict[str, Any]], groups: dict, quick: bool) 
             "device",
             "device_name",
         ]
-        mrows = [[k] + [str(m.get(k, "–")) for m in machines.values()] for k in keys]
-        header = ["machine"] + [f"#{i + 1}" for i in range(len(machines))]
+        mrows = [[k] + [str(m.get(k, "–")) for m in meta.machines] for k in keys]
+        header = ["machine"] + [f"#{i + 1}" for i in range(len(meta.machines))]
         blocks.append(_Block("p", "Machine(s) that produced the reported records:"))
         blocks.append(_Block("table", header=header, rows=mrows))
-    trows = []
-    total = 0.0
-    for (dataset, method), group in sorted(groups.items(), key=lambda kv: _order(kv[0])):
-        seconds = sum(float(r.get("seconds") or 0.0) for r in group)
-        total += seconds
-        devices = sorted({f"{r.get('device')} ({r.get('device_name')})" for r in group})
-        config = group[0].get("config", {})
-        epochs = (config.get("params") or {}).get("n_epochs", "–")
-        trows.append(
-            [
-                dataset,
-                METHOD_LABELS.get(method, method),
-                str(len(group)),
-                str(group[0]["n_samples"]),
-                str(epochs),
-                _seconds(seconds),
-                ", ".join(devices),
-                group[0]["config_hash"],
-            ]
-        )
+    trows = [
+        [
+            t["dataset"],
+            METHOD_LABELS.get(t["method"], t["method"]),
+            str(t["runs"]),
+            str(t["n_samples"]),
+            _fmt(t["epochs"]),
+            _seconds(t["seconds"]),
+            ", ".join(t["devices"]),
+            t["config_hash"],
+        ]
+        for t in timings
+    ]
     if trows:
+        total = sum(t["seconds"] for t in timings)
         trows.append(["total", "", "", "", "", _seconds(total), "", ""])
         blocks.append(
             _Block(
@@ -391,16 +281,9 @@ def _metadata_section(records: list[dict[str, Any]], groups: dict, quick: bool) 
     return blocks
 
 
-def _order(key: tuple[str, str]) -> tuple[int, int]:
-    names = list(DATASETS)
-    dataset, method = key
-    return (names.index(dataset) if dataset in names else len(names), METHODS.index(method))
-
-
-def _toy_section(out: Path, groups: dict) -> tuple[list[_Block], list[dict[str, Any]]]:
-    rows = toy_rows(groups)
+def _toy_section(out: Path, rows: list[dict[str, Any]]) -> list[_Block]:
     if not rows:
-        return [], rows
+        return []
     blocks = [
         _Block("h2", "Toy 2-D sets (Figures 1-2)"),
         _Block(
@@ -454,13 +337,12 @@ def _toy_section(out: Path, groups: dict) -> tuple[list[_Block], list[dict[str, 
         if children:
             blocks.append(_Block("h3", ds.label))
             blocks.append(_Block("pair", children=children))
-    return blocks, rows
+    return blocks
 
 
-def _table1_section(groups: dict) -> tuple[list[_Block], list[dict[str, Any]]]:
-    rows = table1_rows(groups)
+def _table1_section(rows: list[dict[str, Any]]) -> list[_Block]:
     if not rows:
-        return [], rows
+        return []
     blocks = [
         _Block("h2", "Table 1: clustering of the image sets"),
         _Block(
@@ -511,25 +393,22 @@ def _table1_section(groups: dict) -> tuple[list[_Block], list[dict[str, Any]]]:
             ],
         )
     )
-    return blocks, rows
+    return blocks
 
 
-def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Path]]:
+def _contingency_section(out: Path, groups: Groups) -> tuple[list[_Block], list[Path]]:
     from flowmix.viz.plots import contingency_heatmap
 
     blocks: list[_Block] = []
     written: list[Path] = []
-    for name, (paper_label, paper_table, paper_printed) in PAPER_CONTINGENCY.items():
-        best = select_best(groups.get((name, "flows"), []))
-        if best is None or not best.get("contingency"):
-            continue
-        counts = np.asarray(best["contingency"]["counts"], dtype=np.float64)
-        rows_labels = best["contingency"]["rows"]
-        table = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        label = DATASETS[name].label
-        row_names = [f"digit {v}" for v in rows_labels]
+    for c in contingency_tables(groups):
+        best, table, label = c.best, c.table, c.label
+        row_names = [f"digit {v}" for v in c.row_labels]
         col_names = [f"cluster {j}" for j in range(table.shape[1])]
-        paths = [out / "figures" / f"contingency_{name}.png", out / "figures" / f"contingency_{name}.pdf"]
+        paths = [
+            out / "figures" / f"contingency_{c.dataset}.png",
+            out / "figures" / f"contingency_{c.dataset}.pdf",
+        ]
         contingency_heatmap(
             table,
             row_names,
@@ -539,16 +418,16 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
         )
         written += paths
         ours_rows = [[r] + [f"{v:.4f}" for v in line] for r, line in zip(row_names, table, strict=False)]
-        paper_rows = [[f"digit {i}", *cells] for i, cells in enumerate(paper_printed)]
+        paper_rows = [[f"digit {i}", *cells] for i, cells in enumerate(c.paper_printed)]
         ours_bold = _bold_max(ours_rows, range(1, table.shape[1] + 1))
-        paper_bold = _bold_max(paper_rows, range(1, paper_table.shape[1] + 1))
+        paper_bold = _bold_max(paper_rows, range(1, c.paper_table.shape[1] + 1))
         sizes = ", ".join(str(s) for s in best.get("cluster_sizes", []))
         blocks += [
-            _Block("h3", f"{label} ({paper_label})"),
+            _Block("h3", f"{label} ({c.paper_label})"),
             _Block(
                 "p",
                 f"Rows: true digits; columns: clusters; each row sums to 1. Ours: run {best['run']} of "
-                f"{len(groups[(name, 'flows')])} (lowest final loss), cluster sizes {sizes}. Cluster indices "
+                f"{c.runs} (lowest final loss), cluster sizes {sizes}. Cluster indices "
                 "are arbitrary, so columns match the paper's only up to a permutation.",
             ),
             _Block(
@@ -563,7 +442,7 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
                     ),
                     _Block(
                         "box",
-                        f"paper, {paper_label}",
+                        f"paper, {c.paper_label}",
                         children=[
                             _Block(
                                 "table", header=["true label", *col_names], rows=paper_rows, bold=paper_bold
@@ -582,23 +461,20 @@ def _contingency_section(out: Path, groups: dict) -> tuple[list[_Block], list[Pa
     return blocks, written
 
 
-def _runs_section(groups: dict) -> list[_Block]:
-    rows = []
-    for (dataset, method), group in sorted(groups.items(), key=lambda kv: _order(kv[0])):
-        best = select_best(group)
-        for r in group:
-            rows.append(
-                [
-                    dataset,
-                    METHOD_LABELS.get(method, method),
-                    str(r["run"]),
-                    "yes" if r is best else "",
-                    _fmt(r.get("objective")),
-                    "yes" if r.get("diverged") else "",
-                ]
-                + [_fmt(_metric(r, m)) for m in METRICS]
-                + [_fmt(r.get("seconds"), 2)]
-            )
+def _runs_section(runs: list[dict[str, Any]]) -> list[_Block]:
+    rows = [
+        [
+            r["dataset"],
+            METHOD_LABELS.get(r["method"], r["method"]),
+            str(r["run"]),
+            "yes" if r["reported"] else "",
+            _fmt(r["objective"]),
+            "yes" if r["diverged"] else "",
+        ]
+        + [_fmt(r[m]) for m in METRICS]
+        + [_fmt(r["seconds"], 2)]
+        for r in runs
+    ]
     if not rows:
         return []
     return [
@@ -660,7 +536,8 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
     if not records:
         raise ValueError(f"{out / RECORDS_FILE} holds no complete record; nothing to report.")
     groups = current_groups(records)
-    quick = any(r.get("quick") for g in groups.values() for r in g)
+    quick = is_quick(groups)
+    toy, t1 = toy_rows(groups), table1_rows(groups)
 
     title = "flowmix: reproduction of “Mixtures of Normalizing Flows”"
     blocks: list[_Block] = [_Block("h1", title)]
@@ -683,12 +560,12 @@ def write_report(out_dir: str | os.PathLike[str]) -> ReportFiles:
             "with a single seed (each record holds that seed and its restart index).",
         )
     )
-    toy_blocks, toy = _toy_section(out, groups)
-    t1_blocks, t1 = _table1_section(groups)
+    toy_blocks = _toy_section(out, toy)
+    t1_blocks = _table1_section(t1)
     ct_blocks, ct_figs = _contingency_section(out, groups)
     blocks += t1_blocks + ct_blocks + toy_blocks
-    blocks += _metadata_section(records, groups, quick)
-    blocks += _runs_section(groups)
+    blocks += _metadata_section(metadata(records, groups), timing_rows(groups))
+    blocks += _runs_section(run_rows(groups))
 
     table1_csv = table1_md = toy_csv = None
     if t1:

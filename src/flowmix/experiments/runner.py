@@ -1,18 +1,18 @@
 """Run a grid of (data set x method x run) with the paper's protocol, resumably, into JSON lines.
 
 Every method is run ``runs`` times and the run with the lowest training objective is the one
-reported (see :func:`select_best`). A baseline's run ``i`` uses seed ``i``. The mixture of flows
-does its ``runs`` runs as the restarts of *one* :class:`~flowmix.FlowMixture` fit seeded
-``random_state=0`` (``n_init=runs``, trained together in one batched program), so all its records
-carry that one ``seed`` and tell the runs apart by ``restart`` (= ``run``); a callback at the last
-epoch evaluates every restart on the data, so each restart gets its own record with its own
-metrics, not only the best one.
+reported (see :func:`flowmix.experiments.records.select_best`). A baseline's run ``i`` uses seed
+``i``. The mixture of flows does its ``runs`` runs as the restarts of *one*
+:class:`~flowmix.FlowMixture` fit seeded ``random_state=0`` (``n_init=runs``, trained together in
+one batched program), so all its records carry that one ``seed`` and tell the runs apart by
+``restart`` (= ``run``); a callback at the last epoch evaluates every restart on the data, so each
+restart gets its own record with its own metrics, not only the best one.
 
-One JSON record per (data set, method, run) is appended to ``<out>/records.jsonl`` as soon as the
-run (or the batched fit) finishes, and flushed. A record's key is (data set, method, run, config
-hash); a re-run skips the keys already present, so an interrupted grid resumes where it stopped
-and a finished one costs nothing to repeat. A half-written last line (a kill during the write) is
-ignored on reading.
+One JSON record per (data set, method, run) is appended to ``<out>/records.jsonl`` (the record
+store, :mod:`flowmix.experiments.records`) as soon as the run (or the batched fit) finishes, and
+flushed. A record's key is (data set, method, run, config hash); a re-run skips the keys already
+present, so an interrupted grid resumes where it stopped and a finished one costs nothing to
+repeat. A half-written last line (a kill during the write) is ignored on reading.
 
 For the toy sets the runner also writes, per set, the best model (``models/<name>/``), an animated
 GIF of the best run's density during training, a Figure 2-style panel of the other runs'
@@ -24,7 +24,6 @@ densities and the arrays behind them; :func:`make_figure1` draws Figure 1 from t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,25 +49,28 @@ from flowmix.experiments.configs import (
     QuickSettings,
     get_dataset_config,
 )
+from flowmix.experiments.records import (
+    RECORDS_FILE,
+    SCHEMA_VERSION,
+    append_records,
+    config_hash,
+    jsonable,
+    read_records,
+    record_key,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "RECORDS_FILE",
     "GridSpec",
     "GridSummary",
     "check_device",
-    "config_hash",
     "machine_info",
     "make_figure1",
-    "read_records",
     "run_grid",
-    "select_best",
     "unit_config",
 ]
 
-RECORDS_FILE = "records.jsonl"
-SCHEMA_VERSION = 1
 PAPER_RUNS = 10
 PAPER_BASELINE_N_INIT = 10
 FLOWS_RANDOM_STATE = 0
@@ -209,7 +211,7 @@ class GridSummary:
 
 
 # ------------------------------------------------------------------------------------------------
-# Configurations and keys
+# Configurations
 
 
 def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any]:
@@ -255,100 +257,6 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
             # configurations keep their hashes.
             config["implementation"] = "torch"
     return config
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-able configuration."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def record_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
-    return (record["dataset"], record["method"], int(record["run"]), record["config_hash"])
-
-
-# ------------------------------------------------------------------------------------------------
-# Records file
-
-
-def read_records(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every complete record of ``<out_dir>/records.jsonl`` (none if the file is absent).
-
-    Lines that are not valid JSON objects (a line cut short by a kill) are skipped with a log
-    message.
-    """
-    path = Path(out_dir) / RECORDS_FILE
-    if not path.is_file():
-        return []
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d is not a complete JSON record; ignored", path, lineno)
-                continue
-            if isinstance(record, dict) and {"dataset", "method", "run", "config_hash"} <= record.keys():
-                records.append(record)
-    return records
-
-
-def _append_records(out_dir: Path, records: Iterable[dict[str, Any]]) -> None:
-    path = out_dir / RECORDS_FILE
-    lines = "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in records)
-    needs_newline = False
-    if path.is_file() and path.stat().st_size > 0:
-        with path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            needs_newline = fh.read(1) != b"\n"
-    with path.open("a", encoding="utf-8") as fh:
-        # One write call per batch: records of a batched fit land together or not at all
-        # (a torn last line is skipped on reading).
-        fh.write(("\n" if needs_newline else "") + lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
-
-
-# ------------------------------------------------------------------------------------------------
-# Best of runs
-
-
-def select_best(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The reported run among the runs of one method on one data set (the paper's protocol).
-
-    The run with the lowest training objective (final loss, inertia, negative log-likelihood);
-    diverged runs and runs without an objective are ignored. Random labels optimise nothing: the
-    first run (lowest run index) is reported. Ties go to the lower run index.
-    """
-    if not records:
-        return None
-    if records[0]["method"] == "random":
-        return min(records, key=lambda r: int(r["run"]))
-    usable = [r for r in records if not r.get("diverged") and _finite(r.get("objective"))]
-    if not usable:
-        return None
-    return min(usable, key=lambda r: (float(r["objective"]), int(r["run"])))
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,6 +385,15 @@ def run_grid(
             todo = [r for r in range(runs) if (ds.name, method, r, digest) not in done]
             if method == "flows" and todo:
                 todo = list(range(runs))  # the restarts of one batched fit: all or nothing
+            if len(todo) < runs:
+                logger.info(
+                    "%s/%s: %d of %d run(s) of config %s already recorded; skipped",
+                    ds.name,
+                    method,
+                    runs - len(todo),
+                    runs,
+                    digest,
+                )
             summary.skipped_records += runs - len(todo)
             units.append((method, config, digest, todo))
         plan.append((ds, units))
@@ -524,14 +441,14 @@ def run_grid(
                 }
                 if method == "flows":
                     records = _run_flows(ds, X, y, config, spec, out, common, progress)
-                    _append_records(out, records)
+                    append_records(out, records)
                     summary.new_records += len(records)
                     bar.update(len(records))
                 else:
                     for run in todo:
                         device = spec.device if config.get("implementation") == "torch" else None
                         record = _run_baseline(method, X, y, ds.k, run, config, common, device)
-                        _append_records(out, [record])
+                        append_records(out, [record])
                         summary.new_records += 1
                         bar.update(1)
             del data, X, y
@@ -563,7 +480,7 @@ def _label_summary(y: np.ndarray, labels: np.ndarray, k: int) -> dict[str, Any]:
     return {
         "metrics": clustering_scores(y, labels),
         "cluster_sizes": np.bincount(labels, minlength=k).tolist(),
-        "contingency": {"rows": [_jsonable(v) for v in table.row_labels], "counts": table.counts.tolist()},
+        "contingency": {"rows": [jsonable(v) for v in table.row_labels], "counts": table.counts.tolist()},
     }
 
 
@@ -766,7 +683,7 @@ def _run_flows(
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(payload), indent=2, sort_keys=True))
+    atomic_write_text(path, json.dumps(jsonable(payload), indent=2, sort_keys=True))
 
 
 def _toy_artifacts(
