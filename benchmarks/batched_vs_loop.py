@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
 from flowmix.flows.maf import StackedMAF
 from flowmix.training import make_optimizer
 
@@ -47,9 +48,9 @@ class LoopMixture(nn.Module):
 
 
 def time_batched(x: torch.Tensor, k: int, restarts: int, steps: int, hidden: tuple[int, ...]) -> float:
-    model = MixtureOfFlows(
-        torch.rand(restarts, k, x.shape[0]), 0.1, hidden, 1, "tanh", torch.Generator().manual_seed(0)
-    )
+    gen = torch.Generator().manual_seed(0)
+    flows = make_flow("maf", restarts * k, x.shape[0], hidden_units=hidden, generator=gen)
+    model = MixtureOfFlows(flows, torch.rand(restarts, k, x.shape[0]), 0.1)
     opt = make_optimizer(model, 1e-3)
 
     def step() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
 from flowmix.training import make_optimizer
 
 CASES = {
@@ -31,7 +32,10 @@ def flowmix_step(case: dict, columns: torch.Tensor, compile_loss: bool = False) 
     """One Adam step of the batched mixture on ``columns`` (D, N), as flowmix.training takes it."""
     gen = torch.Generator().manual_seed(0)
     means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
-    model = MixtureOfFlows(means, 0.1, (case["hidden"],), 1, "tanh", gen)
+    flows = make_flow(
+        "maf", case["restarts"] * case["k"], case["dim"], hidden_units=(case["hidden"],), generator=gen
+    )
+    model = MixtureOfFlows(flows, means, 0.1)
     optimizer = make_optimizer(model, 1e-3)
 
     def loss() -> torch.Tensor:

@@ -13,7 +13,8 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from flowmix import FlowMixture
 from flowmix.density import MixtureOfFlows
-from flowmix.training import train
+from flowmix.flows import make_flow
+from flowmix.training import TrainConfig, maximum_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +92,18 @@ def test_restarts_trained_together_equal_restarts_trained_alone(moons):
     X = torch.as_tensor(moons[0], dtype=torch.float32)
     columns = X.T.contiguous()
     means = torch.rand(3, 2, 2, generator=torch.Generator().manual_seed(0))
-    together = MixtureOfFlows(means, 0.1, (8,), 2, "tanh", torch.Generator().manual_seed(1))
+    flows = make_flow("maf", 6, 2, hidden_units=(8,), n_layers=2, generator=torch.Generator().manual_seed(1))
+    together = MixtureOfFlows(flows, means, 0.1)
     alone = [together.take_restart(r) for r in range(3)]
-    settings = {"n_epochs": 5, "batch_size": 100, "learning_rate": 1e-2}
-    res = train(together, columns, generator=torch.Generator().manual_seed(5), **settings)
+
+    def config():
+        return TrainConfig(
+            n_epochs=5, batch_size=100, learning_rate=1e-2, generator=torch.Generator().manual_seed(5)
+        )
+
+    res = maximum_likelihood(together, columns, config())
     for r, model in enumerate(alone):
-        res_r = train(model, columns, generator=torch.Generator().manual_seed(5), **settings)
+        res_r = maximum_likelihood(model, columns, config())
         np.testing.assert_allclose(res_r.losses[0], res.losses[r], rtol=2e-5)
         with torch.no_grad():
             np.testing.assert_allclose(

@@ -2,14 +2,15 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
-import torch
 
-from flowmix import FlowMixture
-from flowmix import estimator as mixture_module
+from flowmix import FlowMixture, persistence
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -128,21 +129,45 @@ def test_joblib_round_trip(fitted, data, tmp_path):
 
 def test_format_version_is_recorded(fitted, tmp_path):
     config = json.loads((fitted.save(tmp_path / "m") / "config.json").read_text())
-    assert config["format_version"] == mixture_module.FORMAT_VERSION
+    assert config["format_version"] == persistence.FORMAT_VERSION
 
 
-def test_pickles_from_before_the_fused_step_still_predict(fitted, data):
-    # Such a pickle has no `_fused` flag and values at masked weight entries.
-    import copy
+def test_format_1_files_still_load_and_predict_identically():
+    # Written by flowmix 0.1.0 (tests/fixtures/make_reference.py) before flow families existed.
+    from safetensors.numpy import load_file
 
-    from flowmix.nn import StackedMADE
+    expected = load_file(str(FIXTURES / "format1_expected.safetensors"))
+    model = FlowMixture.load(FIXTURES / "format1_model")
+    assert model.flow == "maf" and model.n_layers == 2 and model.hidden_units == (8, 8)
+    np.testing.assert_array_equal(model.predict(expected["X"]), expected["predict"])
+    np.testing.assert_array_equal(model.score_samples(expected["X"]), expected["score_samples"])
 
-    old = copy.deepcopy(fitted)
-    for made in old.density_.modules():
-        if isinstance(made, StackedMADE):
-            del made.__dict__["_fused"]
-            for layer in made.layers:
-                with torch.no_grad():
-                    layer.weight.add_((1 - layer.mask) * 0.5)
-    revived = pickle.loads(pickle.dumps(old))
-    np.testing.assert_array_equal(revived.score_samples(data), fitted.score_samples(data))
+
+def test_config_records_the_flow_family(tmp_path):
+    X = np.random.RandomState(0).rand(120, 2)
+    model = FlowMixture(
+        2, flow="spline", flow_params={"n_bins": 5}, n_layers=2, n_epochs=3, random_state=0
+    ).fit(X)
+    config = json.loads((model.save(tmp_path / "m") / "config.json").read_text())
+    assert config["flow"] == {
+        "family": "spline",
+        "config": {
+            "hidden_units": [64],
+            "n_layers": 2,
+            "activation": "tanh",
+            "n_bins": 5,
+            "bound_margin": 0.1,
+        },
+    }
+    loaded = FlowMixture.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+    np.testing.assert_array_equal(loaded.density_.flows.half_width, model.density_.flows.half_width)
+
+
+def test_unknown_format_version_is_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    config["format_version"] = 99
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="version 99.*a newer flowmix may read it"):
+        FlowMixture.load(path)

@@ -1,66 +1,82 @@
-"""The mixture density as a torch module: R restarts x K components of MAFs, all batched.
+"""The mixture density as a torch module: R restarts x K components of flows, all batched.
 
-``p_r(x) = sum_k pi_rk * MAF_rk(x)`` with ``pi_r = softmax(logits_r)``. The flows of all R*K
-(restart, component) pairs sit on one stack axis, so a forward pass is one bmm per network layer.
-Base distributions are diagonal normals with fixed means and a fixed standard deviation (the
-paper's choice: the flow's shift and scale do the moving).
+``p_r(x) = sum_k pi_rk * flow_rk(x)`` with ``pi_r = softmax(logits_r)``. The flows of all R*K
+(restart, component) pairs sit on one stack axis (flowmix.flows.base), so a forward pass is one
+bmm per network layer whatever the family. Base distributions are diagonal normals with fixed
+locations and scales (the paper's choice: the flow does the moving); the scale is one float
+``base_std`` unless an initialisation set per-component, per-dimension ``base_scales``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
-from flowmix.flows.maf import StackedMAF
+from flowmix.flows.base import Scale, StackedFlow
 
 
 class MixtureOfFlows(nn.Module):
-    """Batched mixture of MAFs.
+    """Batched mixture of flows.
 
     Args:
-        base_means: (R, K, D) fixed means of the components' base normals.
-        base_std: fixed standard deviation of every base normal.
-        hidden, n_layers, activation: MADE architecture shared by all flows.
-        generator: seeds the flows' initial weights.
+        flows: a stack of R * K flows, restart-major (stack index r * K + k).
+        base_means: (R, K, D) fixed locations of the components' base normals.
+        base_std: fixed standard deviation of every base normal, used when ``base_scales`` is None.
+        base_scales: (R, K, D) fixed standard deviations per component and dimension, or None.
+
+    Example:
+        >>> from flowmix.flows import make_flow
+        >>> density = MixtureOfFlows(make_flow("maf", 2 * 3, 4), torch.zeros(2, 3, 4), 0.5)
+        >>> tuple(density.log_prob(torch.randn(10, 4)).shape)
+        (2, 10)
     """
 
     def __init__(
         self,
+        flows: StackedFlow,
         base_means: Tensor,
         base_std: float,
-        hidden: Sequence[int] = (10,),
-        n_layers: int = 1,
-        activation: str = "tanh",
-        generator: torch.Generator | None = None,
+        base_scales: Tensor | None = None,
     ):
         super().__init__()
         n_restarts, n_components, dim = base_means.shape
+        if flows.n_stack != n_restarts * n_components or flows.dim != dim:
+            raise ValueError(
+                f"flows hold {flows.n_stack} flows of dimension {flows.dim}; the base means ask for "
+                f"{n_restarts} x {n_components} of dimension {dim}."
+            )
         self.n_restarts, self.n_components, self.dim = n_restarts, n_components, dim
         self.base_std = float(base_std)
-        self.flows = StackedMAF(n_restarts * n_components, dim, hidden, n_layers, activation, generator)
+        self.flows = flows
         # Equal logits: uniform initial weights, as the paper.
         self.logits = nn.Parameter(torch.zeros(n_restarts, n_components))
         self.register_buffer("base_means", base_means.clone().float())
+        self.register_buffer("base_scales", None if base_scales is None else base_scales.clone().float())
+
+    def _stacked_scale(self) -> Scale:
+        return self.base_std if self.base_scales is None else self.base_scales.reshape(-1, self.dim)
 
     def log_weights(self) -> Tensor:
         """(R, K) log mixture weights."""
         return torch.log_softmax(self.logits, dim=-1)
 
     def component_log_prob(self, x: Tensor) -> Tensor:
-        """log MAF_rk(x) for every restart and component: x (N, D) -> (R, K, N)."""
+        """log flow_rk(x) for every restart and component: x (N, D) -> (R, K, N)."""
         return self.component_log_prob_columns(x.T)
 
     def component_log_prob_columns(self, x: Tensor) -> Tensor:
         """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
         means = self.base_means.reshape(-1, self.dim)
-        log_prob = self.flows.normal_log_prob_columns(x, means, self.base_std)
+        log_prob = self.flows.log_prob_columns(x, means, self._stacked_scale())
         return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
-        """log pi_rk + log MAF_rk(x): x (N, D) -> (R, K, N)."""
+        """log pi_rk + log flow_rk(x): x (N, D) -> (R, K, N)."""
         return self.log_weights()[:, :, None] + self.component_log_prob(x)
+
+    def joint_log_prob_columns(self, x: Tensor) -> Tensor:
+        """As :meth:`joint_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
+        return self.log_weights()[:, :, None] + self.component_log_prob_columns(x)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Mixture log density per restart: x (N, D) -> (R, N)."""
@@ -68,20 +84,18 @@ class MixtureOfFlows(nn.Module):
 
     def log_prob_columns(self, x: Tensor) -> Tensor:
         """Mixture log density per restart, points as columns: x (D, N) -> (R, N)."""
-        joint = self.log_weights()[:, :, None] + self.component_log_prob_columns(x)
-        return torch.logsumexp(joint, dim=1)
+        return torch.logsumexp(self.joint_log_prob_columns(x), dim=1)
 
     def take_restart(self, restart: int) -> MixtureOfFlows:
         """A mixture holding restart ``restart`` only (R = 1)."""
-        new = MixtureOfFlows.__new__(MixtureOfFlows)
-        nn.Module.__init__(new)
-        new.n_restarts, new.n_components, new.dim = 1, self.n_components, self.dim
-        new.base_std = self.base_std
-        stack_index = torch.arange(restart * self.n_components, (restart + 1) * self.n_components)
-        new.flows = self.flows.take(stack_index)
-        new.logits = nn.Parameter(self.logits.data[restart : restart + 1].clone())
-        new.register_buffer("base_means", self.base_means[restart : restart + 1].clone())
-        return new
+        k = self.n_components
+        stack_index = torch.arange(restart * k, (restart + 1) * k)
+        scales = None if self.base_scales is None else self.base_scales[restart : restart + 1]
+        new = MixtureOfFlows(
+            self.flows.take(stack_index), self.base_means[restart : restart + 1], self.base_std, scales
+        )
+        new.logits.data = self.logits.data[restart : restart + 1].clone()
+        return new.to(self.logits.device)
 
     @torch.no_grad()
     def sample(self, n_samples: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -95,9 +109,10 @@ class MixtureOfFlows(nn.Module):
         labels = torch.multinomial(weights, n_samples, replacement=True, generator=generator)
         counts = torch.bincount(labels, minlength=self.n_components)
         width = int(counts.max())
-        noise = torch.randn(self.n_components, width, self.dim, generator=generator)
-        z = self.base_means[0][:, None, :] + self.base_std * noise.to(device)
-        x = self.flows.to_data(z)
+        noise = torch.randn(self.n_components, width, self.dim, generator=generator).to(device)
+        scale = self.base_std if self.base_scales is None else self.base_scales[0][:, None, :]
+        z = self.base_means[0][:, None, :] + scale * noise
+        x = self.flows.to_data(z.to(self.base_means.dtype))
         keep = torch.arange(width)[None, :] < counts[:, None]
         order = torch.argsort(labels, stable=True)
         out = torch.empty(n_samples, self.dim, dtype=x.dtype, device=device)
@@ -105,9 +120,5 @@ class MixtureOfFlows(nn.Module):
         return out, labels.to(device)
 
     def n_free_parameters(self) -> int:
-        """Free parameters of one restart: unmasked weights, biases and K-1 weights."""
-        count = 0
-        for made in self.flows.mades:
-            for layer in made.layers:
-                count += int(layer.mask.sum()) + layer.bias.shape[-1]
-        return count * self.n_components + self.n_components - 1
+        """Free parameters of one restart: the K flows' and K - 1 weights."""
+        return self.flows.n_free_parameters() * self.n_components + self.n_components - 1

@@ -1,13 +1,16 @@
-"""FlowMixture: a scikit-learn estimator for mixtures of masked autoregressive flows."""
+"""FlowMixture: a scikit-learn estimator for mixtures of normalizing flows.
+
+``fit`` is a short template over three seams, each a registry of small functions chosen by name:
+initialisation (flowmix.init) -> training algorithm (flowmix.training) -> selection of the kept
+restart (flowmix.selection). The components' flows come from a flow family (flowmix.flows).
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -20,14 +23,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from flowmix._memory import reuse_freed_memory
 from flowmix.density import MixtureOfFlows
+from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
+from flowmix.init import INITIALISATIONS, Start, initialise
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
-from flowmix.training import train
+from flowmix.selection import SELECTIONS, get_selection
+from flowmix.training import ALGORITHMS, TrainConfig, get_algorithm, pretrain
 
-CONFIG_FILE = "config.json"
-TENSORS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
-INITS = ("box", "unit", "kmeans")
 # Activations held per evaluation chunk; bounds prediction memory whatever N is.
 _CHUNK_FLOATS = 2**24
 
@@ -47,35 +49,50 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
-    """Mixture of K masked autoregressive flows, fitted by maximum likelihood.
+    """Mixture of K normalizing flows, fitted by maximum likelihood.
 
-    ``p(x) = sum_k pi_k MAF_k(x)``; each MAF_k is ``n_layers`` MADE networks on a diagonal
-    normal base with a fixed mean and standard deviation ``base_std``. All components and all
-    ``n_init`` restarts are trained together in one batched program; the restart with the lowest
-    final training loss is kept.
+    ``p(x) = sum_k pi_k flow_k(x)``; each flow_k maps x to a latent z with a diagonal normal
+    base of fixed location and scale. All components and all ``n_init`` restarts are trained
+    together in one batched program; the restart picked by ``selection`` is kept.
 
     Parameters
     ----------
     n_components : int, default=1
         Number of mixture components (clusters).
-    hidden_units : tuple of int, default=(10,)
-        Hidden layer widths of each MADE.
-    n_layers : int, default=1
-        MADE layers per flow, variable order reversed between layers (1 = the paper).
-    activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default="tanh"
+    flow : {"maf", "spline"}, default="maf"
+        Flow family of the components: ``"maf"``, masked autoregressive flows with affine
+        layers (the paper's); ``"spline"``, autoregressive rational-quadratic spline flows
+        (Durkan et al., 2019), which can model rings, spirals and other non-convex shapes.
+    flow_params : dict, default=None
+        Options of the flow family besides the architecture below: for ``"spline"``,
+        ``n_bins`` (default 8) and ``bound_margin`` (default 0.1); ``"maf"`` has none.
+    hidden_units : tuple of int, default=None
+        Hidden layer widths of each layer's MADE; None takes the family's default ((10,) for
+        ``"maf"``, (64,) for ``"spline"``).
+    n_layers : int, default=None
+        Flow layers, variable order reversed between layers; None takes the family's default
+        (1 for ``"maf"``, the paper's; 3 for ``"spline"``).
+    activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default=None
+        Hidden units' activation; None takes the family's default ("tanh").
     base_std : float, default=0.1
-        Standard deviation of the base normals, in data units.
+        Standard deviation of the base normals, in data units (unless ``init`` sets scales).
     init : {"box", "unit", "kmeans"}, default="box"
-        Base means, fresh per component and restart: ``"box"`` draws them uniformly in the
+        Initialisation strategy (flowmix.init): ``"box"`` draws base means uniformly in the
         data's bounding box; ``"unit"`` draws them from U(0, 1)^D whatever the data (the
         paper's rule, used by the ``paper-*`` presets; the same as ``"box"`` on min-max scaled
         data); ``"kmeans"`` puts them at k-means centroids (one k-means run per restart).
+    algorithm : {"mle"}, default="mle"
+        Training algorithm (flowmix.training): ``"mle"`` is direct maximum likelihood of the
+        mixture by mini-batch Adam (the paper's).
+    selection : {"loss"}, default="loss"
+        Rule that picks the kept restart (flowmix.selection): ``"loss"``, the lowest final
+        training loss (the paper's).
     n_epochs : int, default=2000
     batch_size : int, default=4000
     learning_rate : float, default=1e-3
         Adam step size (other Adam settings are TensorFlow's defaults, as the paper).
     n_init : int, default=1
-        Restarts, trained together; the one with the lowest final loss is kept.
+        Restarts, trained together.
     shuffle : bool, default=True
         Draw a new mini-batch order each epoch.
     device : str, default="cpu"
@@ -88,8 +105,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     ----------
     weights_ : ndarray of shape (n_components,)
     base_means_ : ndarray of shape (n_components, n_features)
+    base_scales_ : ndarray of shape (n_components, n_features)
+        Standard deviations of the base normals (``base_std`` everywhere unless ``init`` set them).
     loss_curve_ : ndarray of shape (n_iter_,)
-        Mean training NLL per epoch of the kept restart.
+        Mean training loss per epoch of the kept restart.
     losses_ : ndarray of shape (n_init, n_epochs_run)
         The same for every restart; NaN after a restart stopped on a non-finite loss.
     best_restart_ : int
@@ -107,17 +126,24 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     >>> model = FlowMixture(2, n_epochs=50, random_state=0).fit(X)
     >>> model.predict(X[:3]).shape
     (3,)
+    >>> spline = FlowMixture(2, flow="spline", flow_params={"n_bins": 4}, n_epochs=5).fit(X)
+    >>> spline.score_samples(X[:2]).shape
+    (2,)
     """
 
     def __init__(
         self,
         n_components: int = 1,
         *,
-        hidden_units: Sequence[int] = (10,),
-        n_layers: int = 1,
-        activation: str = "tanh",
+        flow: str = "maf",
+        flow_params: Mapping[str, Any] | None = None,
+        hidden_units: Sequence[int] | None = None,
+        n_layers: int | None = None,
+        activation: str | None = None,
         base_std: float = 0.1,
         init: str = "box",
+        algorithm: str = "mle",
+        selection: str = "loss",
         n_epochs: int = 2000,
         batch_size: int = 4000,
         learning_rate: float = 1e-3,
@@ -128,11 +154,15 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         verbose: bool = False,
     ):
         self.n_components = n_components
+        self.flow = flow
+        self.flow_params = flow_params
         self.hidden_units = hidden_units
         self.n_layers = n_layers
         self.activation = activation
         self.base_std = base_std
         self.init = init
+        self.algorithm = algorithm
+        self.selection = selection
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -159,7 +189,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         callback: Callable[[int, MixtureOfFlows], None] | None = None,
         callback_every: int = 50,
     ) -> FlowMixture:
-        """Fit the mixture to X of shape (n_samples, n_features).
+        """Fit the mixture to X of shape (n_samples, n_features): initialise, train, select.
 
         ``callback(epoch, density)``, if given, is called every ``callback_every`` epochs with
         the batched torch module of all restarts (for example to record density snapshots).
@@ -174,21 +204,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         device = self._torch_device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        means = self._initial_means(X, seed)
-        init_gen = torch.Generator().manual_seed(seed)
-        density = MixtureOfFlows(
-            torch.from_numpy(means),
-            self.base_std,
-            tuple(self.hidden_units),
-            self.n_layers,
-            self.activation,
-            init_gen,
-        ).to(device)
+        start = initialise(self.init, X, self.n_init, self.n_components, np.random.RandomState(seed))
+        density = self._initial_density(start, X, torch.Generator().manual_seed(seed)).to(device)
         # Points as columns (D, N), built once: the layout of every layer (see flowmix.nn).
         columns = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device)
-        result = train(
-            density,
-            columns,
+        config = TrainConfig(
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -198,7 +218,42 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             callback=callback,
             callback_every=callback_every,
         )
-        failed = np.flatnonzero(result.stopped_epoch >= 0)
+        if start.responsibilities is not None:
+            responsibilities = torch.as_tensor(start.responsibilities, dtype=torch.float32, device=device)
+            pretrain(density, columns, responsibilities.transpose(1, 2), config)
+        result = get_algorithm(self.algorithm)(density, columns, config)
+        self._check_failures(result.stopped_epoch)
+        best = get_selection(self.selection)(result, density, columns)
+        # Inference runs in float64: results for a point then depend on which other points share
+        # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
+        # with the batch shape).
+        self._set_fitted(density.take_restart(best).double(), result.losses, best, result.n_epochs_run)
+        self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
+        return self
+
+    def _initial_density(self, start: Start, X: np.ndarray, generator: torch.Generator) -> MixtureOfFlows:
+        """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``)."""
+        flows = make_flow(
+            self.flow,
+            self.n_init * self.n_components,
+            X.shape[1],
+            hidden_units=self.hidden_units,
+            n_layers=self.n_layers,
+            activation=self.activation,
+            generator=generator,
+            flow_params=self.flow_params,
+        )
+        flows.prepare(torch.from_numpy(X))
+        scales = None if start.scales is None else torch.as_tensor(start.scales)
+        density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales)
+        if start.weights is not None:
+            with torch.no_grad():
+                density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
+        return density
+
+    def _check_failures(self, stopped_epoch: np.ndarray) -> None:
+        """Raise if every restart diverged; warn about the ones that did."""
+        failed = np.flatnonzero(stopped_epoch >= 0)
         if failed.size == self.n_init:
             raise ValueError(
                 f"All {self.n_init} restarts diverged (the loss became NaN or inf). Try a smaller "
@@ -210,48 +265,31 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 f"{failed.size} of {self.n_init} restarts stopped early because their loss became "
                 f"NaN or inf (restarts {failed.tolist()}); they were not considered.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        final = np.where(result.stopped_epoch >= 0, np.inf, result.losses[:, -1])
-        best = int(np.argmin(final))
-        # Inference runs in float64: results for a point then depend on which other points share
-        # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
-        # with the batch shape).
-        self.density_ = density.take_restart(best).double()
-        self.losses_ = result.losses
-        self.loss_curve_ = result.losses[best].copy()
+
+    def _set_fitted(self, density: MixtureOfFlows, losses: np.ndarray, best: int, n_iter: int) -> None:
+        """Store the kept restart's density (R = 1) and the attributes derived from it."""
+        self.density_ = density
+        self.losses_ = losses
+        self.loss_curve_ = losses[best].copy()
         self.best_restart_ = best
-        self.n_iter_ = result.n_epochs_run
-        self.weights_ = self.density_.log_weights()[0].exp().detach().cpu().numpy().astype(np.float64)
-        self.base_means_ = self.density_.base_means[0].cpu().numpy().astype(np.float64)
-        self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
-        return self
+        self.n_iter_ = n_iter
+        self.weights_ = density.log_weights()[0].exp().detach().cpu().numpy().astype(np.float64)
+        self.base_means_ = density.base_means[0].cpu().numpy().astype(np.float64)
+        if density.base_scales is None:
+            self.base_scales_ = np.full_like(self.base_means_, density.base_std)
+        else:
+            self.base_scales_ = density.base_scales[0].cpu().numpy().astype(np.float64)
 
     def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit and return the cluster of each training point."""
         return self.fit(X, y, **fit_params).labels_
 
-    def _initial_means(self, X: np.ndarray, seed: int) -> np.ndarray:
-        """(n_init, K, D) base means, fresh per component and per restart."""
-        rng = np.random.RandomState(seed)
-        shape = (self.n_init, self.n_components, X.shape[1])
-        if self.init == "unit":
-            return rng.uniform(size=shape).astype(np.float32)
-        if self.init == "box":
-            low, high = X.min(axis=0), X.max(axis=0)
-            return (low + (high - low) * rng.uniform(size=shape)).astype(np.float32)
-        from sklearn.cluster import KMeans
-
-        centres = [
-            KMeans(self.n_components, n_init=1, random_state=rng.randint(2**31 - 1)).fit(X).cluster_centers_
-            for _ in range(self.n_init)
-        ]
-        return np.stack(centres).astype(np.float32)
-
     # --------------------------------------------------------------- inference
 
     def _joint_log_prob(self, X: Any) -> np.ndarray:
-        """log pi_k + log MAF_k(x) for every point: (N, K) float64, computed in chunks."""
+        """log pi_k + log flow_k(x) for every point: (N, K) float64, computed in chunks."""
         check_is_fitted(self, "density_")
         return self._joint_log_prob_array(self._validate_X(X, reset=False))
 
@@ -260,8 +298,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """As :meth:`_joint_log_prob` for an already validated array."""
         density = self.density_
         device = density.logits.device
-        per_point = self.n_components * (sum(self.hidden_units) * self.n_layers + 4 * X.shape[1])
-        chunk = max(1, _CHUNK_FLOATS // per_point)
+        chunk = max(1, _CHUNK_FLOATS // (self.n_components * density.flows.floats_per_point()))
         out = np.empty((X.shape[0], self.n_components), dtype=np.float64)
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):
@@ -270,7 +307,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return out
 
     def predict(self, X: Any) -> np.ndarray:
-        """Cluster of each point: argmax_k log pi_k + log MAF_k(x)."""
+        """Cluster of each point: argmax_k log pi_k + log flow_k(x)."""
         return self._joint_log_prob(X).argmax(axis=1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -316,96 +353,17 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model to directory ``path``: config.json and model.safetensors.
+        """Write the fitted model to directory ``path`` (see :mod:`flowmix.persistence`)."""
+        from flowmix.persistence import save_model
 
-        The pair is written to a temporary directory that then takes the place of ``path``, so
-        an interrupted save never leaves a half-written model behind.
-        """
-        from safetensors.torch import save_file
-
-        check_is_fitted(self, "density_")
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{path} exists and is not a directory; choose a directory path for the model.")
-        if path.is_dir() and any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
-            raise ValueError(
-                f"{path} is a non-empty directory that holds no flowmix model; choose a new or empty "
-                "directory so that nothing else is overwritten."
-            )
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.density_.state_dict().items()}
-        tensors["loss_curve"] = torch.as_tensor(self.loss_curve_)
-        tensors["losses"] = torch.as_tensor(self.losses_)
-        params = self.get_params()
-        params["hidden_units"] = list(params["hidden_units"])
-        if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
-            params["random_state"] = None  # a RandomState object has no JSON form
-        config = {
-            "format": "flowmix-model",
-            "format_version": FORMAT_VERSION,
-            "params": params,
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": list(map(str, getattr(self, "feature_names_in_", []))) or None,
-            "best_restart": self.best_restart_,
-            "n_iter": self.n_iter_,
-        }
-        # Both files go to a temporary sibling directory that then replaces ``path``: a model
-        # directory always holds a matching pair, whatever interrupts the save.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        try:
-            tmp.mkdir()
-            save_file(tensors, str(tmp / TENSORS_FILE))
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-            if path.exists():
-                path.rename(old)
-            tmp.rename(path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-        return path
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> FlowMixture:
         """Read a model written by :meth:`save` (safetensors + JSON; nothing is unpickled)."""
-        from safetensors.torch import load_file
+        from flowmix.persistence import load_model
 
-        path = Path(path)
-        config_path, tensors_path = path / CONFIG_FILE, path / TENSORS_FILE
-        if not config_path.is_file() or not tensors_path.is_file():
-            raise FileNotFoundError(
-                f"{path} is not a saved FlowMixture: expected {CONFIG_FILE} and {TENSORS_FILE} in it "
-                "(write one with FlowMixture.save)."
-            )
-        config = json.loads(config_path.read_text())
-        if config.get("format") != "flowmix-model" or config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_path} is not a flowmix model file of format version {FORMAT_VERSION}.")
-        params = config["params"]
-        params["hidden_units"] = tuple(params["hidden_units"])
-        if device is not None:
-            params["device"] = device
-        model = cls(**params)
-        tensors = load_file(str(tensors_path))
-        k, d = params["n_components"], config["n_features_in"]
-        density = MixtureOfFlows(
-            torch.zeros(1, k, d),
-            params["base_std"],
-            params["hidden_units"],
-            params["n_layers"],
-            params["activation"],
-        ).double()
-        density.load_state_dict({key: v for key, v in tensors.items() if key not in ("loss_curve", "losses")})
-        model.density_ = density.to(model._torch_device())
-        model.loss_curve_ = tensors["loss_curve"].numpy()
-        model.losses_ = tensors["losses"].numpy()
-        model.best_restart_ = config["best_restart"]
-        model.n_iter_ = config["n_iter"]
-        model.n_features_in_ = d
-        if config.get("feature_names_in"):
-            model.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
-        model.weights_ = density.log_weights()[0].exp().detach().numpy().astype(np.float64)
-        model.base_means_ = density.base_means[0].numpy().astype(np.float64)
-        return model
+        return load_model(cls, path, device)
 
     # -------------------------------------------------------------- validation
 
@@ -413,13 +371,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return resolve_device(self.device)
 
     def _check_params(self) -> None:
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
+        def positive_int(name: str, value: Any) -> None:
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-        for name in ("n_components", "n_layers", "n_epochs", "batch_size", "n_init"):
-            positive_int(name)
+        for name in ("n_components", "n_epochs", "batch_size", "n_init"):
+            positive_int(name, getattr(self, name))
+        if self.n_layers is not None:
+            positive_int("n_layers", self.n_layers)
         for name in ("base_std", "learning_rate"):
             value = getattr(self, name)
             if not isinstance(value, Real) or not value > 0 or not math.isfinite(value):
@@ -429,12 +388,26 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise TypeError(
                 f"hidden_units must be a tuple of layer widths, e.g. ({hidden},), got {hidden!r}."
             )
-        if not all(isinstance(h, Integral) and h >= 1 for h in hidden) or len(hidden) == 0:
+        if hidden is not None and (
+            isinstance(hidden, str)
+            or not all(isinstance(h, Integral) and h >= 1 for h in hidden)
+            or not hidden
+        ):
             raise ValueError(f"hidden_units must be a non-empty tuple of positive integers, got {hidden!r}.")
-        if self.activation not in ACTIVATIONS:
+        if self.activation is not None and self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}.")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {list(INITS)}, got {self.init!r}.")
+        for name, registry in (
+            ("flow", FLOW_FAMILIES),
+            ("init", INITIALISATIONS),
+            ("algorithm", ALGORITHMS),
+            ("selection", SELECTIONS),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in registry:
+                raise ValueError(f"{name} must be one of {list(registry)}, got {value!r}.")
+        if self.flow_params is not None and not isinstance(self.flow_params, Mapping):
+            raise TypeError(f"flow_params must be a dict of options or None, got {self.flow_params!r}.")
+        check_flow_params(self.flow, self.flow_params)
 
     def _validate_X(self, X: Any, reset: bool) -> np.ndarray:
         """Check X and convert it to a finite float32 array of shape (n_samples, n_features)."""

@@ -113,14 +113,19 @@ def tanh_made(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tens
 
 class _AffineNormalLogProb(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u: Tensor, params: Tensor, mean: Tensor, std: float) -> Tensor:
+    def forward(ctx, u: Tensor, params: Tensor, mean: Tensor, std: float | Tensor) -> Tensor:
         shift, log_scale = params[:, 0], params[:, 1]
         inv_scale = torch.exp(log_scale.neg())
         centred = (u - shift).mul_(inv_scale).sub_(mean[:, :, None])
-        out = centred.square().sum(1).mul_(-0.5 / std**2)
+        if isinstance(std, Tensor):
+            var = std.square()[:, :, None]
+            out = (centred.square() / var).sum(1).mul_(-0.5)
+        else:
+            var = std**2
+            out = centred.square().sum(1).mul_(-0.5 / var)
         out -= log_scale.sum(1)
         ctx.save_for_backward(centred, inv_scale, mean)
-        ctx.std = std
+        ctx.var = var
         ctx.u_needs_grad = ctx.needs_input_grad[0]
         ctx.u_shared = u.dim() == 2
         return out
@@ -131,7 +136,7 @@ class _AffineNormalLogProb(torch.autograd.Function):
         centred, inv_scale, mean = ctx.saved_tensors
         n_stack, dim, n_points = centred.shape
         g = grad[:, None, :]
-        g_over_var = g / ctx.std**2
+        g_over_var = g / ctx.var  # a float, or (S, D, 1) per-dimension variances
         grad_params = torch.empty(n_stack, 2, dim, n_points, dtype=centred.dtype, device=centred.device)
         # d out / d shift = g (z - mean) exp(-log_scale) / std^2
         grad_shift = torch.mul(centred, inv_scale, out=grad_params[:, 0]).mul_(g_over_var)
@@ -146,7 +151,7 @@ class _AffineNormalLogProb(torch.autograd.Function):
         return grad_u, grad_params, None, None
 
 
-def affine_normal_log_prob(u: Tensor, params: Tensor, mean: Tensor, std: float) -> Tensor:
+def affine_normal_log_prob(u: Tensor, params: Tensor, mean: Tensor, std: float | Tensor) -> Tensor:
     """log N(z; mean, std^2 I) - sum_d log_scale_d, with z = (u - shift) * exp(-log_scale).
 
     The last step of a MAF density: the inverse affine map of its final layer, its log-det and the
@@ -157,7 +162,7 @@ def affine_normal_log_prob(u: Tensor, params: Tensor, mean: Tensor, std: float) 
         u: (S, D, N) points entering the final layer, or (D, N) shared by the stack.
         params: (S, 2, D, N) the layer's shift (index 0) and log-scale (index 1).
         mean: (S, D) base means, constants.
-        std: base standard deviation.
+        std: base standard deviation: a float, or (S, D) per flow and dimension (constants).
 
     Returns:
         (S, N)

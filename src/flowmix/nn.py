@@ -23,6 +23,8 @@ ACTIVATIONS = {
     "gelu": nn.functional.gelu,
     "sigmoid": torch.sigmoid,
 }
+# The same functions as plain torch operations: the reference path that the fast one is tested against.
+REFERENCE_ACTIVATIONS = {**ACTIVATIONS, "tanh": torch.tanh}
 
 
 def input_degrees(dim: int) -> Tensor:
@@ -139,6 +141,10 @@ class StackedMADE(nn.Module):
     Maps points x of shape (S, D, N) (or shared (D, N)) to ``n_params`` autoregressive
     parameters per dimension, shape (S, n_params, D, N): parameter ``p`` of dimension ``d``
     depends on x_<d only.
+
+    Attributes:
+        fused: use the hand-written step for the paper's network (one tanh hidden layer) and the
+            logistic-based tanh; False runs plain autograd operations (the reference path).
     """
 
     def __init__(
@@ -154,28 +160,19 @@ class StackedMADE(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.dim, self.n_params = dim, n_params
-        self.activation = ACTIVATIONS[activation]
+        self.activation_name = activation
         masks = made_masks(dim, hidden, n_params)
         self.layers = nn.ModuleList(StackedMaskedLinear(n_stack, m, generator) for m in masks)
-        # The paper's network (one tanh hidden layer) has a hand-written, cheaper step.
-        self._fused = activation == "tanh" and len(masks) == 2
-
-    def __setstate__(self, state: dict) -> None:
-        # Pickles from before the fused step and the zero masked entries (flowmix 0.1.0 models
-        # saved with joblib during development) lack both.
-        super().__setstate__(state)
-        if "_fused" not in self.__dict__:
-            self._fused = self.activation in (torch.tanh, fused.tanh) and len(self.layers) == 2
-            for layer in self.layers:
-                layer.zero_masked_()
+        self.fused = True
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._fused:
+        if self.fused and self.activation_name == "tanh" and len(self.layers) == 2:
             first, second = self.layers
             out = fused.tanh_made(x, first.masked_weight(), first.bias, second.masked_weight(), second.bias)
             return out.reshape(out.shape[0], self.n_params, self.dim, out.shape[-1])
+        activation = (ACTIVATIONS if self.fused else REFERENCE_ACTIVATIONS)[self.activation_name]
         h = x
         for layer in self.layers[:-1]:
-            h = self.activation(layer(h))
+            h = activation(layer(h))
         out = self.layers[-1](h)
         return out.reshape(out.shape[0], self.n_params, self.dim, out.shape[-1])

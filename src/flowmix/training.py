@@ -1,6 +1,11 @@
-"""The optimisation loop: mini-batch maximum likelihood for all restarts at once.
+"""Training algorithms: one function per algorithm, by name, all batched over the stack.
 
-Restarts have disjoint parameters, so minimising the *sum* of their mean NLLs with one Adam gives
+An algorithm fits every restart of a :class:`~flowmix.density.MixtureOfFlows` to the points
+(columns) and returns a :class:`TrainResult`. They share one mini-batch loop, :func:`minimise`,
+which owns the optimiser, the NaN handling, the progress bar and the callback; an algorithm is a
+per-batch objective (plus whatever it updates between epochs).
+
+Restarts have disjoint parameters, so minimising the *sum* of their objectives with one Adam gives
 each restart exactly the updates it would get alone (Adam is element-wise). All restarts see the
 same mini-batch order, which lets the first network layer be one GEMM over all flows.
 """
@@ -24,7 +29,8 @@ class TrainResult:
     """What training produced.
 
     Attributes:
-        losses: (R, E) mean training NLL per restart and epoch; NaN after a restart stopped.
+        losses: (R, E) mean training objective per restart and epoch (for maximum likelihood the
+            NLL); NaN after a restart stopped.
         stopped_epoch: (R,) epoch at which a restart's loss became non-finite, -1 if never.
         n_epochs_run: epochs run before the loop ended (all restarts stopped ends it early).
     """
@@ -32,6 +38,28 @@ class TrainResult:
     losses: np.ndarray
     stopped_epoch: np.ndarray
     n_epochs_run: int
+
+
+@dataclass
+class TrainConfig:
+    """Settings every training algorithm takes (the estimator's parameters of the same names).
+
+    ``callback(epochs_done, density)`` is called before the first epoch and after every
+    ``callback_every`` epochs.
+    """
+
+    n_epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    shuffle: bool = True
+    generator: torch.Generator | None = None
+    verbose: bool = False
+    callback: Callable[[int, MixtureOfFlows], None] | None = None
+    callback_every: int = 50
+
+
+BatchObjective = Callable[[MixtureOfFlows, Tensor, Tensor | slice], Tensor]
+"""(density, batch columns (D, n), the batch's indices into the data) -> (R,) losses to minimise."""
 
 
 def make_optimizer(model: MixtureOfFlows, learning_rate: float) -> torch.optim.Optimizer:
@@ -45,34 +73,66 @@ def make_optimizer(model: MixtureOfFlows, learning_rate: float) -> torch.optim.O
     return torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-7, fused=fused)
 
 
+def negative_log_likelihood(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
+    """The mixture's mean NLL on the batch, per restart: the paper's objective."""
+    return -density.log_prob_columns(batch).mean(dim=-1)
+
+
+def maximum_likelihood(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
+    """Direct maximum likelihood of the mixture (flows and weights together): the paper's training."""
+    return minimise(density, columns, negative_log_likelihood, config)
+
+
+def pretrain(
+    density: MixtureOfFlows, columns: Tensor, responsibilities: Tensor, config: TrainConfig
+) -> TrainResult:
+    """Fit every component's flow to the points assigned to it, with the weights left alone.
+
+    Minimises ``-sum_k r_nk log flow_k(x_n)`` averaged over the points, per restart: the M-step
+    of EM for the flows. ``responsibilities`` (R, K, N) are fixed (hard 0/1 or soft).
+    """
+
+    def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
+        weights = responsibilities[:, :, index]
+        return -(weights * density.component_log_prob_columns(batch)).sum(1).mean(-1)
+
+    return minimise(density, columns, objective, config)
+
+
+ALGORITHMS: dict[str, Callable[[MixtureOfFlows, Tensor, TrainConfig], TrainResult]] = {
+    "mle": maximum_likelihood,
+}
+
+
+def get_algorithm(name: str) -> Callable[[MixtureOfFlows, Tensor, TrainConfig], TrainResult]:
+    """The training algorithm registered as ``name``."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {name!r}.")
+    return ALGORITHMS[name]
+
+
 @reuse_freed_memory()
-def train(
+def minimise(
     model: MixtureOfFlows,
     columns: Tensor,
-    *,
-    n_epochs: int,
-    batch_size: int,
-    learning_rate: float = 1e-3,
-    shuffle: bool = True,
-    generator: torch.Generator | None = None,
-    verbose: bool = False,
+    objective: BatchObjective,
+    config: TrainConfig,
     sync_every: int = 25,
-    callback: Callable[[int, MixtureOfFlows], None] | None = None,
-    callback_every: int = 50,
 ) -> TrainResult:
-    """Fit ``model`` to the points ``columns`` (D, N) by Adam on the mean negative log-likelihood.
+    """Minimise ``objective`` over mini-batches of the points ``columns`` (D, N) with Adam.
 
     Points are columns, the layout of every layer (see flowmix.nn), so the data are held once.
 
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
-    out of the objective and reported in ``stopped_epoch``. ``callback(epochs_done, model)`` is
-    called before the first epoch and after every ``callback_every`` epochs.
+    out of the objective and reported in ``stopped_epoch``.
     """
+    n_epochs, batch_size, shuffle = config.n_epochs, config.batch_size, config.shuffle
+    generator, callback, callback_every = config.generator, config.callback, config.callback_every
     n_samples = columns.shape[1]
     n_restarts = model.n_restarts
     device = columns.device
-    optimizer = make_optimizer(model, learning_rate)
+    optimizer = make_optimizer(model, config.learning_rate)
     epoch_losses = torch.full((n_epochs, n_restarts), float("nan"), device=device)
     alive = torch.ones(n_restarts, dtype=torch.bool, device=device)
     stopped = np.full(n_restarts, -1)
@@ -80,7 +140,7 @@ def train(
     synced_upto = 0
     steps_since_sync = 0
     epochs_run = 0
-    bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not verbose, leave=False)
+    bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not config.verbose, leave=False)
     if callback is not None:
         callback(0, model)
     # A full batch is permutation invariant: shuffling it would only cost a copy.
@@ -90,16 +150,14 @@ def train(
             order = torch.randperm(n_samples, generator=generator).to(device)
         total = torch.zeros(n_restarts, device=device)
         for start in range(0, n_samples, batch_size):
-            if reorder:
-                batch = columns[:, order[start : start + batch_size]]
-            else:
-                batch = columns[:, start : start + batch_size]
-            nll = -model.log_prob_columns(batch).mean(dim=-1)
-            objective = torch.where(alive, nll, torch.zeros_like(nll)).sum()
+            index = order[start : start + batch_size] if reorder else slice(start, start + batch_size)
+            batch = columns[:, index]
+            loss = objective(model, batch, index)
+            summed = torch.where(alive, loss, torch.zeros_like(loss)).sum()
             optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            summed.backward()
             optimizer.step()
-            total += nll.detach() * batch.shape[1]
+            total += loss.detach() * batch.shape[1]
             steps_since_sync += 1
         epoch_losses[epoch] = total / n_samples
         epochs_run = epoch + 1
