@@ -6,13 +6,18 @@ import csv
 import gzip
 import hashlib
 import json
+import logging
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import flowmix
 from flowmix import FlowMixture
 from flowmix.cli import main
 from flowmix.datasets import files as dsfiles
@@ -340,3 +345,52 @@ def test_predict_checks_feature_count(tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text("a,b,c,d\n1,2,3,4\n5,6,7,8\n")
     assert_user_error(invoke("predict", model_dir, wide), "has 4 feature column(s)", "fitted on 2")
+
+
+# ------------------------------------------------------------------------------------------------
+# Logging and entry points
+
+
+def test_verbose_shows_the_library_log_and_only_then(tmp_path):
+    args = ["reproduce", "toy", "--datasets", "moons", "--methods", "random", "--runs", "1", "--no-progress",
+            "--no-report", "--out", tmp_path / "toy"]  # fmt: skip
+    skipped = "INFO flowmix.experiments.runner: moons/random: 1 of 1 run(s) of config"
+    first = invoke(*args)
+    assert first.exit_code == 0 and "1 new record(s)" in first.stdout, first.output
+    assert "flowmix." not in first.stderr  # no log lines without -v
+
+    quiet = invoke(*args)
+    assert quiet.exit_code == 0 and "resuming: 1 record(s)" in quiet.stderr  # the CLI's own message
+    assert skipped not in quiet.stderr and "INFO" not in quiet.stderr
+
+    loud = invoke("-v", *args)
+    assert loud.exit_code == 0 and "0 new record(s), 1 already done" in loud.stdout
+    assert skipped in loud.stderr and "DEBUG" not in loud.stderr
+    assert skipped not in loud.stdout  # logs go to stderr only
+
+    louder = invoke("-vv", *args)
+    assert skipped in louder.stderr
+    assert "DEBUG flowmix.experiments.records: read 1 record(s) from" in louder.stderr
+
+    # The handler and level are the CLI's for the command's duration only.
+    logger = logging.getLogger("flowmix")
+    assert logger.level == logging.NOTSET and not logger.handlers
+    again = invoke(*args)
+    assert again.exit_code == 0 and skipped not in again.stderr
+
+
+def test_python_dash_m_flowmix(tmp_path):
+    env = {**os.environ, "FLOWMIX_NO_DOWNLOAD": "1"}
+    version = subprocess.run([sys.executable, "-m", "flowmix", "--version"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"flowmix, version {flowmix.__version__}"
+    missing = subprocess.run([sys.executable, "-m", "flowmix", "report", tmp_path / "nothing"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and "No such directory" in missing.stderr
+
+
+def test_package_is_typed():
+    from importlib import resources
+
+    assert resources.files("flowmix").joinpath("py.typed").is_file()

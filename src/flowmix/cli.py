@@ -11,18 +11,17 @@
     flowmix reproduce contingency --data-dir DATA      # Tables 3-4
     flowmix report results/toy                         # re-write report.md / report.html
     flowmix demo                                       # `make demo`: the toy protocol and its report
+    flowmix -v reproduce toy                           # also show the library's log (-vv: debug)
 
-User errors (a missing file, a bad ``k``, an unknown data set, ...) print one line on stderr and
-exit with status 2, without a traceback.
+``python -m flowmix`` runs the same command line. User errors (a missing file, a bad ``k``, an
+unknown data set, ...) print one line on stderr and exit with status 2, without a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import logging
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ import click
 import numpy as np
 
 import flowmix
-from flowmix._io import atomic_write_text
+from flowmix._io import atomic_write_dir, atomic_write_text
+from flowmix.datasets.scaling import SCALINGS, apply_scaling, fit_scaling
 
 CLI_SIDECAR = "preprocessing.json"
-SCALES = ("minmax", "standard", "none")
 #: Default output directory of `reproduce table1`, shared by `reproduce contingency`.
 TABLE1_OUT = "results/table1"
 
@@ -111,17 +110,59 @@ def _echo_err(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Logging
+
+
+class _StderrHandler(logging.Handler):
+    """Writes log records to the *current* ``sys.stderr``, through tqdm so that open bars stay whole."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging's contract: a failing handler reports and carries on
+            self.handleError(record)
+
+
+def _show_library_log(ctx: click.Context, verbose: int) -> None:
+    """Send the "flowmix" logger's records to stderr: -v INFO, -vv (or more) DEBUG; undone on exit."""
+    if verbose < 1:
+        return
+    logger = logging.getLogger("flowmix")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    ctx.call_on_close(restore)
+
+
+# ------------------------------------------------------------------------------------------------
 # The command group
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(flowmix.__version__, prog_name="flowmix")
-def main() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Show the library's log on stderr (downloads, resumed runs, caches); -vv adds debugging detail.",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Clustering and density estimation with mixtures of normalizing flows.
 
     Fit your own table with `flowmix fit`, or reproduce the paper's experiments with
     `flowmix reproduce toy|table1|contingency`.
     """
+    _show_library_log(ctx, verbose)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -374,23 +415,6 @@ def demo(out: str, quick: bool, device: str, no_progress: bool) -> None:
 # fit / predict / evaluate
 
 
-def _scaler(X: np.ndarray, scale: str) -> dict[str, Any]:
-    if scale == "minmax":
-        return {"scale": "minmax", "offset": X.min(axis=0).tolist(), "span": np.ptp(X, axis=0).tolist()}
-    if scale == "standard":
-        return {"scale": "standard", "offset": X.mean(axis=0).tolist(), "span": X.std(axis=0).tolist()}
-    return {"scale": "none"}
-
-
-def _apply_scale(X: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
-    if prep.get("scale", "none") == "none":
-        return X
-    offset = np.asarray(prep["offset"], dtype=np.float64)
-    span = np.asarray(prep["span"], dtype=np.float64)
-    span = np.where(span > 0, span, 1.0)  # a constant column maps to 0 instead of dividing by 0
-    return ((X - offset) / span).astype(np.float32)
-
-
 def _read_prep(model_dir: Path) -> dict[str, Any]:
     path = model_dir / CLI_SIDECAR
     if not path.is_file():
@@ -426,27 +450,21 @@ def _read_points(
             f"{file} has {X.shape[1]} feature column(s) but the model was fitted on {expected}; "
             "drop extra columns or name the label column with --label-column."
         )
-    return _apply_scale(X.astype(np.float64), prep), y
+    return apply_scaling(X.astype(np.float64), prep), y
 
 
 def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
-    """Write model + sidecar into a temporary sibling folder, then move it into place."""
+    """Write the model and its preprocessing sidecar together (one directory, put in place at once)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a directory; choose another --out.")
     if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
         raise UserError(f"{out} exists and is not a flowmix model directory; choose another --out.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    try:
+
+    def write(tmp: Path) -> None:
         model.save(tmp)
         (tmp / CLI_SIDECAR).write_text(json.dumps(prep, indent=2), encoding="utf-8")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+
+    atomic_write_dir(out, write)
 
 
 @main.command("fit")
@@ -473,7 +491,7 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
 )
 @click.option(
     "--scale",
-    type=click.Choice(SCALES),
+    type=click.Choice(SCALINGS),
     default="minmax",
     show_default=True,
     help="Rescale the features before fitting (the paper: min-max to [0, 1]); predict repeats it.",
@@ -508,9 +526,9 @@ def fit(
     X, y, names = read_table(file, label_column=column)
     if X.shape[0] < k:
         raise UserError(f"{file} has {X.shape[0]} rows, fewer than k={k} clusters; lower -k.")
-    prep = {**_scaler(X.astype(np.float64), scale), "feature_names": names, "label_column": column,
+    prep = {**fit_scaling(X.astype(np.float64), scale), "feature_names": names, "label_column": column,
             "source": str(file)}  # fmt: skip
-    Xs = _apply_scale(X.astype(np.float64), prep)
+    Xs = apply_scaling(X.astype(np.float64), prep)
     overrides: dict[str, Any] = {"device": device, "random_state": seed, "verbose": verbose}
     if epochs is not None:
         overrides["n_epochs"] = epochs

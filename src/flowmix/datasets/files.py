@@ -358,4 +358,5 @@ def locate(
         logger.info("%s not found locally; downloading to %s", relpath, dest)
         return download_file(relpath, dest, mirror_urls(relpath, mirrors), expected, progress=progress)
     verify_file(path, expected, what)
+    logger.debug("using %s (SHA-256 verified)", path)
     return path

@@ -110,6 +110,8 @@ def pca_project(
             atomic_write(path, lambda tmp: np.save(tmp, Z, allow_pickle=False))
         except OSError as exc:
             logger.warning("cannot cache the PCA projection in %s: %s", path, exc)
+        else:
+            logger.info("PCA projection of %s cached in %s", name, path)
     return Z
 
 

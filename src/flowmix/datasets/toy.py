@@ -9,8 +9,8 @@ same calls, in the same order, as the reference. So with seed 1 the points are t
 reference (tests check this against global-state versions), as long as each set is generated right
 after seeding, and nothing here touches numpy's global random state.
 
-Every set is rescaled per column to [0, 1] (min-max) after generation, as in the paper, and returned
-as float32 points with int64 labels.
+Every set is rescaled per column to [0, 1] (min-max, :func:`flowmix.datasets.scaling.minmax_scale`)
+after generation, as in the paper, and returned as float32 points with int64 labels.
 """
 
 from __future__ import annotations
@@ -20,17 +20,11 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_smile", "make_circles", "make_moons", "make_pinwheel", "make_two_bananas", "minmax_scale"]
+from flowmix.datasets.scaling import minmax_scale
+
+__all__ = ["load_smile", "make_circles", "make_moons", "make_pinwheel", "make_two_bananas"]
 
 _RESCALED = "then each column min-max rescaled to [0, 1]"
-
-
-def minmax_scale(X: np.ndarray) -> np.ndarray:
-    """Rescale every column of ``X`` (N, D) to [0, 1] (computed in float64, returned as float32)."""
-    X = np.asarray(X, dtype=np.float64)
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)  # a constant column maps to 0 instead of dividing by 0
-    return ((X - lo) / span).astype(np.float32)
 
 
 def make_circles(seed: int = 1) -> tuple[np.ndarray, np.ndarray, str]:
