@@ -1,8 +1,10 @@
 """scikit-learn's own estimator contract, run on a small configuration."""
 
+import pytest
 from sklearn.utils.estimator_checks import check_estimator
 
 from flowmix import FlowMixture
+from flowmix.flows import FLOW_FAMILIES
 
 # Checks that scikit-learn itself skips for FlowMixture, and why. No check is marked as an
 # expected failure: every check that runs must pass.
@@ -14,10 +16,13 @@ ALLOWED_SKIPS = {
 }
 
 
-def test_check_estimator_passes():
+@pytest.mark.parametrize("flow", sorted(FLOW_FAMILIES))
+def test_check_estimator_passes(flow):
     # check_clustering expects the three blobs it generates to be found (ARI > 0.4) and, as our
     # estimator has n_components rather than n_clusters, does not set it: we do.
-    small = FlowMixture(3, n_epochs=40, batch_size=64, hidden_units=(8,), init="kmeans", random_state=0)
+    small = FlowMixture(
+        3, flow=flow, n_epochs=40, batch_size=64, hidden_units=(8,), n_layers=1, init="kmeans", random_state=0
+    )
     results = check_estimator(small, on_fail=None, on_skip=None)
     failed = [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}

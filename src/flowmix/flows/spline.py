@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
 from flowmix.flows.base import StackedFlow
@@ -36,30 +37,42 @@ MIN_DERIVATIVE = 1e-3
 _IDENTITY_OFFSET = math.log(math.expm1(1 - MIN_DERIVATIVE))
 
 
-def _knots(raw: Tensor) -> Tensor:
-    """Bin edges on [-1, 1] from unnormalised sizes (..., B): (..., B + 1), each bin >= the minimum."""
-    n_bins = raw.shape[-1]
-    sizes = MIN_BIN_WIDTH + (1 - MIN_BIN_WIDTH * n_bins) * torch.softmax(raw, dim=-1)
-    inner = 2 * torch.cumsum(sizes[..., :-1], dim=-1) - 1
-    ends = torch.ones_like(inner[..., :1])
+def _knots(raw: Tensor, dim: int, minimum: float) -> Tensor:
+    """Bin edges on [-1, 1] from unnormalised sizes (B along ``dim``): B + 1 edges, each bin >= ``minimum``.
+
+    Edge j sits at 2 (minimum j + (1 - minimum B) sum_{i<j} softmax_i) - 1, the arithmetic of the
+    fused step (:class:`_FusedSpline`), so that both directions place a point in the same bin.
+    """
+    n_bins = raw.shape[dim]
+    shape = [1] * raw.dim()
+    shape[dim] = n_bins - 1
+    steps = torch.arange(1, n_bins, dtype=raw.dtype, device=raw.device).reshape(shape)
+    cumulative = torch.cumsum(torch.softmax(raw, dim=dim), dim=dim).narrow(dim, 0, n_bins - 1)
+    inner = 2 * (minimum * steps + (1 - minimum * n_bins) * cumulative) - 1
+    ends = torch.ones_like(inner.narrow(dim, 0, 1))
     # The outer edges are exactly -1 and 1, whatever the rounding of the cumulative sum.
-    return torch.cat([-ends, inner, ends], dim=-1)
+    return torch.cat([-ends, inner, ends], dim=dim)
 
 
 def rational_quadratic_spline(
-    x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor, inverse: bool = False
+    x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor, inverse: bool = False, bin_dim: int = -1
 ) -> tuple[Tensor, Tensor]:
     """A monotonic rational-quadratic spline on [-1, 1] with identity tails, element-wise.
 
     Args:
-        x: (...) inputs (outputs of the forward map when ``inverse``).
-        widths, heights: (..., B) unnormalised bin widths and heights (softmax, then a minimum).
-        derivatives: (..., B - 1) unconstrained derivatives at the inner knots (softplus, then a
-            minimum); the boundary knots have derivative 1, which makes the tails continuous.
+        x: inputs (outputs of the forward map when ``inverse``), the parameters' shape without
+            the bin axis.
+        widths, heights: unnormalised bin widths and heights, B along ``bin_dim`` (softmax, then
+            a minimum size).
+        derivatives: unconstrained derivatives at the B - 1 inner knots along ``bin_dim``
+            (softplus, then a minimum); the boundary knots have derivative 1, which makes the
+            tails continuous.
         inverse: apply the inverse map (the root of a quadratic in each bin).
+        bin_dim: the parameters' bin axis. flowmix keeps bins off the last axis so that the
+            element-wise work runs along the contiguous points axis.
 
     Returns:
-        y: (...) and log|dy/dx| of the forward map at the (input or recovered) point, (...).
+        y, and log|dy/dx| of the forward map at the (input or recovered) point, both x's shape.
 
     Example:
         >>> x = torch.linspace(-2, 2, 5)
@@ -67,22 +80,25 @@ def rational_quadratic_spline(
         >>> torch.allclose(y, x, atol=1e-6), torch.allclose(log_det, torch.zeros(5), atol=1e-6)
         (True, True)
     """
-    x_knots, y_knots = _knots(widths), _knots(heights)
+    dim = bin_dim % widths.dim()
+    x_knots, y_knots = _knots(widths, dim, MIN_BIN_WIDTH), _knots(heights, dim, MIN_BIN_HEIGHT)
     inner = MIN_DERIVATIVE + functional.softplus(derivatives + _IDENTITY_OFFSET)
-    ones = torch.ones_like(inner[..., :1])
-    slopes = torch.cat([ones, inner, ones], dim=-1)
+    ones = torch.ones_like(inner.narrow(dim, 0, 1))
+    slopes = torch.cat([ones, inner, ones], dim=dim)
 
     inside = (x >= -1) & (x <= 1)
-    t = x.clamp(-1, 1)
-    search = y_knots if inverse else x_knots
-    index = (t[..., None] >= search[..., 1:-1]).sum(-1, keepdim=True)
+    t = x.clamp(-1, 1).unsqueeze(dim)
+    n_bins = widths.shape[dim]
+    search = (y_knots if inverse else x_knots).narrow(dim, 1, n_bins - 1)
+    index = (t >= search).sum(dim, keepdim=True)
 
     def at(values: Tensor, shift: int = 0) -> Tensor:
-        return torch.take_along_dim(values, index + shift, dim=-1)[..., 0]
+        return torch.take_along_dim(values, index + shift, dim=dim).squeeze(dim)
 
-    x_low, bin_width = at(x_knots), at(x_knots, 1) - at(x_knots)
-    y_low, bin_height = at(y_knots), at(y_knots, 1) - at(y_knots)
+    x_low, x_high, y_low, y_high = at(x_knots), at(x_knots, 1), at(y_knots), at(y_knots, 1)
     d_low, d_high = at(slopes), at(slopes, 1)
+    t = t.squeeze(dim)
+    bin_width, bin_height = x_high - x_low, y_high - y_low
     slope = bin_height / bin_width
     curvature = d_high + d_low - 2 * slope
 
@@ -103,6 +119,111 @@ def rational_quadratic_spline(
     numerator = slope.square() * (d_high * xi.square() + 2 * slope * between + d_low * (1 - xi).square())
     log_det = torch.log(numerator) - 2 * torch.log(denominator)
     return torch.where(inside, out, x), torch.where(inside, log_det, torch.zeros_like(log_det))
+
+
+def _rq_scalars(
+    t: Tensor,
+    p_k: Tensor,
+    p_below: Tensor,
+    q_k: Tensor,
+    q_below: Tensor,
+    d_low: Tensor,
+    d_high: Tensor,
+    k: Tensor,
+    n_bins: int,
+) -> tuple[Tensor, Tensor]:
+    """The spline's value and log-slope at t from its bin's quantities (all (S, D, N)).
+
+    ``p_k``/``q_k`` are the softmax shares of bin k's width/height and ``p_below``/``q_below`` the
+    shares of the bins below it; the minimum sizes are applied here, so that autograd on this
+    small function gives the gradients that :class:`_FusedSpline` spreads back over the bins.
+    """
+    share = 1 - MIN_BIN_WIDTH * n_bins
+    x_low = 2 * (MIN_BIN_WIDTH * k + share * p_below) - 1
+    width = 2 * (MIN_BIN_WIDTH + share * p_k)
+    share = 1 - MIN_BIN_HEIGHT * n_bins
+    y_low = 2 * (MIN_BIN_HEIGHT * k + share * q_below) - 1
+    height = 2 * (MIN_BIN_HEIGHT + share * q_k)
+    slope = height / width
+    curvature = d_high + d_low - 2 * slope
+    xi = ((t - x_low) / width).clamp(0, 1)
+    between = xi * (1 - xi)
+    denominator = slope + curvature * between
+    y = y_low + height * (slope * xi.square() + d_low * between) / denominator
+    numerator = slope.square() * (d_high * xi.square() + 2 * slope * between + d_low * (1 - xi).square())
+    return y, torch.log(numerator) - 2 * torch.log(denominator)
+
+
+class _FusedSpline(torch.autograd.Function):
+    """The forward spline (density direction) with bins on axis 1 and a hand-written backward.
+
+    Autograd through :func:`rational_quadratic_spline` runs some seventy passes over the
+    (S, B, D, N) bin tensors per layer; here the forward makes about a dozen and the backward
+    about fifteen: the gradients of the bin's own quantities come from autograd on the small
+    (S, D, N) function :func:`_rq_scalars`, and their spread over the bins (through the
+    cumulative sums, softmaxes and softplus) is written out.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        n_bins = widths.shape[1]
+        p, q = torch.softmax(widths, dim=1), torch.softmax(heights, dim=1)
+        cum_p = torch.cumsum(p, dim=1)
+        inside = (x >= -1) & (x <= 1)
+        t = x.clamp(-1, 1)
+        # Inner knots j = 1..B-1 at 2 (MIN j + share * sum_{i<j} p_i) - 1; k counts those <= t.
+        steps = torch.arange(1, n_bins, dtype=x.dtype, device=x.device)[None, :, None, None]
+        knots = (
+            cum_p[:, : n_bins - 1].mul(2 * (1 - MIN_BIN_WIDTH * n_bins)).add_(2 * MIN_BIN_WIDTH * steps - 1)
+        )
+        k = (t[:, None] >= knots).sum(1, keepdim=True)
+        del knots
+        p_k = p.gather(1, k)
+        p_below = cum_p.gather(1, k).sub_(p_k)
+        q_k = q.gather(1, k)
+        q_below = torch.cumsum(q, dim=1).gather(1, k).sub_(q_k)
+        slopes = functional.softplus(derivatives + _IDENTITY_OFFSET).add_(MIN_DERIVATIVE)
+        d_low = torch.where(k > 0, slopes.gather(1, (k - 1).clamp_min(0)), 1.0)
+        d_high = torch.where(k < n_bins - 1, slopes.gather(1, k.clamp_max(n_bins - 2)), 1.0)
+        bin_terms = [v[:, 0] for v in (p_k, p_below, q_k, q_below, d_low, d_high)]
+        k = k[:, 0]
+        y, log_det = _rq_scalars(t, *bin_terms, k, n_bins)
+        ctx.save_for_backward(t, k, inside, p, q, derivatives, *bin_terms)
+        return torch.where(inside, y, x), torch.where(inside, log_det, 0.0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        t, k, inside, p, q, derivatives, *bin_terms = ctx.saved_tensors
+        n_bins = p.shape[1]
+        with torch.enable_grad():
+            leaves = [v.detach().requires_grad_() for v in (t, *bin_terms)]
+            y, log_det = _rq_scalars(*leaves, k, n_bins)
+            grads = torch.autograd.grad((y, log_det), leaves, (grad_y, grad_log_det))
+        g_t, g_pk, g_pbelow, g_qk, g_qbelow, g_dlow, g_dhigh = (torch.where(inside, g, 0.0) for g in grads)
+        grad_x = torch.where(inside, g_t, grad_y)
+
+        bins = torch.arange(n_bins, device=k.device)[None, :, None, None]
+        below, at = bins < k[:, None], bins == k[:, None]
+
+        def spread(share: Tensor, g_k: Tensor, g_below: Tensor, s_k: Tensor, s_below: Tensor) -> Tensor:
+            # d/d raw_i of a softmax share: share_i (g_i - sum_j share_j g_j), g_i the gradient
+            # reaching share i: g_below for the bins below k (their sum), g_k for bin k.
+            g = torch.where(below, g_below[:, None], 0.0)
+            g = torch.where(at, g_k[:, None], g)
+            return g.sub_((g_below * s_below + g_k * s_k)[:, None]).mul_(share)
+
+        p_k, p_below, q_k, q_below = bin_terms[:4]
+        grad_widths = spread(p, g_pk, g_pbelow, p_k, p_below)
+        grad_heights = spread(q, g_qk, g_qbelow, q_k, q_below)
+        # Inner knot j carries d_low of bin j + 1 and d_high of bin j.
+        g_slopes = torch.where(at[:, 1:], g_dlow[:, None], 0.0) + torch.where(
+            at[:, :-1], g_dhigh[:, None], 0.0
+        )
+        grad_derivatives = g_slopes.mul_(torch.sigmoid(derivatives + _IDENTITY_OFFSET))
+        return grad_x, grad_widths, grad_heights, grad_derivatives
 
 
 class StackedSplineFlow(StackedFlow):
@@ -188,11 +309,12 @@ class StackedSplineFlow(StackedFlow):
 
     def _layer(self, made: StackedMADE, u: Tensor, inverse: bool, condition: Tensor) -> tuple[Tensor, Tensor]:
         """One spline layer on u (S, D, N) with parameters from ``condition`` (S, D, N) or (D, N)."""
-        params = made(condition).permute(0, 2, 3, 1)
+        params = made(condition)  # (S, 3B - 1, D, N): the bins on axis 1, points contiguous
         bins = self.n_bins
-        return rational_quadratic_spline(
-            u, params[..., :bins], params[..., bins : 2 * bins], params[..., 2 * bins :], inverse
-        )
+        widths, heights, derivatives = params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
+        if self.fused and not inverse:
+            return _FusedSpline.apply(u, widths, heights, derivatives)
+        return rational_quadratic_spline(u, widths, heights, derivatives, inverse, bin_dim=1)
 
     def _n_flips(self) -> int:
         return self.n_layers - 1
