@@ -1,4 +1,8 @@
-"""The two step-level problems several benchmarks share, and flowmix's training step on them."""
+"""The step-level problems several benchmarks share, and flowmix's training step on them.
+
+CASES are the paper's MAF problems; SPLINE_CASES the same sizes with the spline family
+(3 layers, 8 bins, 64 tanh hidden units: flowmix's spline defaults), toy size with K=4.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,29 @@ CASES = {
         "k": 10,
         "dim": 100,
         "hidden": 1024,
+        "batch": 1000,
+    },
+}
+
+SPLINE_CASES = {
+    "spline toy: K=4, 10 restarts, D=2, N=1000": {
+        "flow": "spline",
+        "restarts": 10,
+        "k": 4,
+        "dim": 2,
+        "hidden": 64,
+        "layers": 3,
+        "bins": 8,
+        "batch": 1000,
+    },
+    "spline PCA image: K=10, 1 restart, D=100, batch 1000": {
+        "flow": "spline",
+        "restarts": 1,
+        "k": 10,
+        "dim": 100,
+        "hidden": 64,
+        "layers": 3,
+        "bins": 8,
         "batch": 1000,
     },
 }

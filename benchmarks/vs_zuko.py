@@ -1,7 +1,8 @@
-"""flowmix against a mixture of zuko MAFs written the straightforward way.
+"""flowmix against a mixture of zuko flows written the straightforward way.
 
 The reference is what a user would write on top of a flow library, and what the paper's scripts
-do: a Python list of K flows (zuko's MAF: one MADE layer, tanh hidden units, affine transform),
+do: a Python list of K flows (zuko's MAF: one MADE layer, tanh hidden units, affine transform; or
+zuko's NSF with the same layers, bins and tanh hidden units as flowmix's spline family),
 the mixture log-density as a logsumexp over their log-densities, one Adam, and one such mixture
 per restart. Both sides do one Adam step per restart on the same batch; the figure is restart
 steps per second (a step of all 10 restarts counts 10). Measured back to back in one process.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import time
 
 import torch
-from cases import CASES, flowmix_step
+from cases import CASES, SPLINE_CASES, flowmix_step
 
 from flowmix._memory import reuse_freed_memory
 
@@ -25,12 +26,7 @@ def _zuko_steps(case: dict, x: torch.Tensor):
 
     mixtures = []
     for _ in range(case["restarts"]):
-        flows = torch.nn.ModuleList(
-            zuko.flows.MAF(
-                case["dim"], transforms=1, hidden_features=(case["hidden"],), activation=torch.nn.Tanh
-            )
-            for _ in range(case["k"])
-        )
+        flows = torch.nn.ModuleList(_zuko_flow(zuko, case) for _ in range(case["k"]))
         logits = torch.nn.Parameter(torch.zeros(case["k"]))
         optimizer = torch.optim.Adam([*flows.parameters(), logits], lr=1e-3, eps=1e-7)
         mixtures.append((flows, logits, optimizer))
@@ -45,6 +41,20 @@ def _zuko_steps(case: dict, x: torch.Tensor):
             optimizer.step()
 
     return step
+
+
+def _zuko_flow(zuko, case: dict) -> torch.nn.Module:
+    if case.get("flow") == "spline":
+        return zuko.flows.NSF(
+            case["dim"],
+            transforms=case["layers"],
+            bins=case["bins"],
+            hidden_features=(case["hidden"],),
+            activation=torch.nn.Tanh,
+        )
+    return zuko.flows.MAF(
+        case["dim"], transforms=1, hidden_features=(case["hidden"],), activation=torch.nn.Tanh
+    )
 
 
 def _rate(step, seconds: float) -> float:
@@ -64,7 +74,7 @@ def compare(seconds: float = 5.0) -> list[dict] | None:
         return None
     rows = []
     with reuse_freed_memory():
-        for name, case in CASES.items():
+        for name, case in {**CASES, **SPLINE_CASES}.items():
             x = torch.rand(case["batch"], case["dim"], generator=torch.Generator().manual_seed(1))
             ours = _rate(flowmix_step(case, x.T.contiguous()), seconds) * case["restarts"]
             theirs = _rate(_zuko_steps(case, x), seconds) * case["restarts"]

@@ -226,12 +226,12 @@ def test_paper_toy_preset_clusters_moons():
 
 
 def test_inference_in_small_chunks_equals_one_chunk(fitted, moons, monkeypatch):
-    from flowmix import estimator as mixture_module
+    from flowmix import density as density_module
 
     X, _ = moons
     whole_scores, whole_proba = fitted.score_samples(X), fitted.predict_proba(X)
     # 3 points per chunk: 134 chunks for 400 points, the last one not full.
-    monkeypatch.setattr(mixture_module, "_CHUNK_FLOATS", 3 * fitted.n_components * (16 + 4 * 2))
+    monkeypatch.setattr(density_module, "INFERENCE_CHUNK_FLOATS", 3 * fitted.n_components * (16 + 4 * 2))
     # float64 products of other widths may round differently in the last bits, no more.
     np.testing.assert_allclose(fitted.score_samples(X), whole_scores, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fitted.predict_proba(X), whole_proba, rtol=1e-12, atol=1e-12)

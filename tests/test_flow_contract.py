@@ -222,12 +222,13 @@ def test_save_and_load_give_identical_results(fitted, tmp_path):
 
 
 def test_chunked_inference_equals_one_chunk(fitted, monkeypatch):
-    from flowmix import estimator
+    from flowmix import density
 
     model, X = fitted
     whole = model.score_samples(X)
     per_point = model.n_components * model.density_.flows.floats_per_point()
-    monkeypatch.setattr(estimator, "_CHUNK_FLOATS", 7 * per_point)
+    monkeypatch.setattr(density, "INFERENCE_CHUNK_FLOATS", 7 * per_point)
+    assert model.density_.points_per_chunk() == 7
     np.testing.assert_allclose(model.score_samples(X), whole, rtol=1e-12, atol=1e-12)
 
 

@@ -14,6 +14,9 @@ from torch import Tensor, nn
 
 from flowmix.flows.base import Scale, StackedFlow
 
+# Activations held per inference chunk; bounds prediction memory whatever N is.
+INFERENCE_CHUNK_FLOATS = 2**24
+
 
 class MixtureOfFlows(nn.Module):
     """Batched mixture of flows.
@@ -118,6 +121,10 @@ class MixtureOfFlows(nn.Module):
         out = torch.empty(n_samples, self.dim, dtype=x.dtype, device=device)
         out[order.to(device)] = x[keep.to(device)]
         return out, labels.to(device)
+
+    def points_per_chunk(self) -> int:
+        """Points per inference chunk of one restart, so that a chunk's activations fit the budget."""
+        return max(1, INFERENCE_CHUNK_FLOATS // (self.n_components * self.flows.floats_per_point()))
 
     def n_free_parameters(self) -> int:
         """Free parameters of one restart: the K flows' and K - 1 weights."""

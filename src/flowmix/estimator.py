@@ -30,9 +30,6 @@ from flowmix.presets import preset_params
 from flowmix.selection import SELECTIONS, get_selection
 from flowmix.training import ALGORITHMS, TrainConfig, get_algorithm, pretrain
 
-# Activations held per evaluation chunk; bounds prediction memory whatever N is.
-_CHUNK_FLOATS = 2**24
-
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """The torch device named by ``device``, or a ValueError that says what to use instead."""
@@ -298,7 +295,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """As :meth:`_joint_log_prob` for an already validated array."""
         density = self.density_
         device = density.logits.device
-        chunk = max(1, _CHUNK_FLOATS // (self.n_components * density.flows.floats_per_point()))
+        chunk = density.points_per_chunk()
         out = np.empty((X.shape[0], self.n_components), dtype=np.float64)
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):

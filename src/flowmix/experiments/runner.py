@@ -86,8 +86,6 @@ OBJECTIVE_NAMES = {
     "gmm": "negative mean log-likelihood per sample",
     "random": None,
 }
-# Activations held per evaluation chunk when labelling every restart at the last epoch.
-_CHUNK_FLOATS = 2**24
 
 Loader = Callable[[str], Any]
 Echo = Callable[[str], None]
@@ -532,12 +530,12 @@ def _run_baseline(
 
 
 @reuse_freed_memory()
-def _restart_labels(density: Any, data: Any, per_point: int) -> tuple[np.ndarray, float]:
+def _restart_labels(density: Any, data: Any) -> tuple[np.ndarray, float]:
     """Cluster of every point under every restart: (R, N), evaluated per restart in float64.
 
     Uses the same float64 evaluation as ``FlowMixture.predict`` so that the best restart's labels
-    equal the fitted model's. ``per_point`` (activations per point of one restart) sets the chunk
-    size, which bounds memory whatever N is.
+    equal the fitted model's, in chunks of the same size (``points_per_chunk``), which bounds memory
+    whatever N is.
     """
     import torch
 
@@ -547,7 +545,7 @@ def _restart_labels(density: Any, data: Any, per_point: int) -> tuple[np.ndarray
     with torch.no_grad():
         for r in range(n_restarts):
             single = density.take_restart(r).double()
-            chunk = max(1, _CHUNK_FLOATS // max(1, per_point))
+            chunk = single.points_per_chunk()
             for start in range(0, data.shape[0], chunk):
                 part = data[start : start + chunk].double()
                 out[r, start : start + chunk] = single.joint_log_prob(part)[0].argmax(dim=0).cpu().numpy()
@@ -585,7 +583,6 @@ def _run_flows(
 
         xx, yy, pts = grid_2d(X, n=spec.grid_size)
         grid = torch.as_tensor(pts, dtype=torch.float32, device=device)
-    per_point = ds.k * (sum(params["hidden_units"]) * int(params["n_layers"]) + 4 * X.shape[1])
     snapshots: list[tuple[int, np.ndarray]] = []
     state: dict[str, Any] = {"labels": None, "eval_seconds": 0.0}
 
@@ -594,7 +591,7 @@ def _run_flows(
             if grid is not None:
                 snapshots.append((epoch, density.log_prob(grid).float().cpu().numpy()))
             if epoch == n_epochs:
-                state["labels"], state["eval_seconds"] = _restart_labels(density, data_t, per_point)
+                state["labels"], state["eval_seconds"] = _restart_labels(density, data_t)
 
     started = time.perf_counter()
     error = None
