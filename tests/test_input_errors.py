@@ -76,7 +76,10 @@ def test_sample_before_fit_and_bad_count(fitted):
         ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
         ({"hidden_units": ()}, "hidden_units must be a non-empty tuple of positive integers"),
         ({"activation": "swish"}, "activation must be one of"),
-        ({"init": "random"}, r"init must be one of \['box', 'unit', 'kmeans'\]"),
+        (
+            {"init": "random"},
+            r"init must be one of \['box', 'unit', 'kmeans', 'kmeans-partition', 'gmm', 'spectral', 'auto'\]",
+        ),
         ({"device": "tpu:9"}, "is not a torch device; use 'cpu' or 'cuda'"),
     ],
 )

@@ -81,8 +81,8 @@ def test_a_training_algorithm_is_called_by_name(blobs, monkeypatch):
 def test_a_selection_rule_picks_the_kept_restart(blobs, monkeypatch):
     X, _ = blobs
 
-    def highest_loss(result, density, columns):
-        return int(np.argmax(result.losses[:, -1]))
+    def highest_loss(result, density, train, validation):
+        return -result.losses[:, -1]
 
     monkeypatch.setitem(selection.SELECTIONS, "worst", highest_loss)
     model = FlowMixture(2, selection="worst", n_init=3, n_epochs=5, random_state=0).fit(X)
@@ -128,14 +128,17 @@ def test_a_new_flow_family_needs_only_its_class_and_a_registry_entry(blobs, monk
     ("params", "message"),
     [
         ({"flow": "glow"}, r"flow must be one of \['maf', 'spline'\], got 'glow'"),
-        ({"algorithm": "sgd"}, r"algorithm must be one of \['mle'\]"),
-        ({"selection": "best"}, r"selection must be one of \['loss'\]"),
+        ({"algorithm": "sgd"}, r"algorithm must be one of \['mle', 'hard-em', 'soft-em', 'annealed-em'\]"),
+        (
+            {"selection": "best"},
+            r"selection must be one of \['loss', 'likelihood', 'validation', 'graph-cut'\]",
+        ),
         (
             {"flow": "spline", "flow_params": {"bins": 4}},
             r"flow_params \['bins'\] are not options of flow='spline'",
         ),
         (
-            {"flow_params": {"n_bins": 4}},
+            {"flow": "maf", "flow_params": {"n_bins": 4}},
             r"flow_params \['n_bins'\] are not options of flow='maf'; it accepts none",
         ),
         ({"flow": "spline", "flow_params": {"n_bins": 1}}, "n_bins must be an integer >= 2"),

@@ -7,6 +7,7 @@ restart (flowmix.selection). The components' flows come from a flow family (flow
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -27,7 +28,7 @@ from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.init import INITIALISATIONS, Start, initialise
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
-from flowmix.selection import SELECTIONS, get_selection
+from flowmix.selection import SELECTIONS, select
 from flowmix.training import ALGORITHMS, TrainConfig, get_algorithm, pretrain
 
 
@@ -132,19 +133,21 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self,
         n_components: int = 1,
         *,
-        flow: str = "maf",
+        flow: str = "spline",
         flow_params: Mapping[str, Any] | None = None,
         hidden_units: Sequence[int] | None = None,
         n_layers: int | None = None,
         activation: str | None = None,
         base_std: float = 0.1,
-        init: str = "box",
-        algorithm: str = "mle",
-        selection: str = "loss",
-        n_epochs: int = 2000,
-        batch_size: int = 4000,
-        learning_rate: float = 1e-3,
-        n_init: int = 1,
+        init: str | np.ndarray = "auto",
+        algorithm: str = "hard-em",
+        selection: str = "graph-cut",
+        validation_fraction: float = 0.1,
+        pretrain_epochs: int = 100,
+        n_epochs: int = 200,
+        batch_size: int = 512,
+        learning_rate: float = 3e-3,
+        n_init: int = 3,
         shuffle: bool = True,
         device: str = "cpu",
         random_state: Any = None,
@@ -160,6 +163,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.init = init
         self.algorithm = algorithm
         self.selection = selection
+        self.validation_fraction = validation_fraction
+        self.pretrain_epochs = pretrain_epochs
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -201,10 +206,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         device = self._torch_device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        start = initialise(self.init, X, self.n_init, self.n_components, np.random.RandomState(seed))
-        density = self._initial_density(start, X, torch.Generator().manual_seed(seed)).to(device)
+        train_X, validation_X = self._split_validation(X, seed)
+        start = initialise(self.init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
+        density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed)).to(device)
         # Points as columns (D, N), built once: the layout of every layer (see flowmix.nn).
-        columns = torch.as_tensor(np.ascontiguousarray(X.T), dtype=torch.float32, device=device)
+        columns = torch.as_tensor(np.ascontiguousarray(train_X.T), dtype=torch.float32, device=device)
         config = TrainConfig(
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
@@ -215,18 +221,40 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             callback=callback,
             callback_every=callback_every,
         )
-        if start.responsibilities is not None:
+        if start.responsibilities is not None and self.pretrain_epochs > 0:
             responsibilities = torch.as_tensor(start.responsibilities, dtype=torch.float32, device=device)
-            pretrain(density, columns, responsibilities.transpose(1, 2), config)
+            pretrain_config = dataclasses.replace(config, n_epochs=self.pretrain_epochs, callback=None)
+            pretrain(density, columns, responsibilities.transpose(1, 2), pretrain_config)
         result = get_algorithm(self.algorithm)(density, columns, config)
         self._check_failures(result.stopped_epoch)
-        best = get_selection(self.selection)(result, density, columns)
+        validation = None
+        if validation_X is not None:
+            validation = torch.as_tensor(
+                np.ascontiguousarray(validation_X.T), dtype=torch.float32, device=device
+            )
+        best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
         # Inference runs in float64: results for a point then depend on which other points share
         # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
         # with the batch shape).
         self._set_fitted(density.take_restart(best).double(), result.losses, best, result.n_epochs_run)
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
+        self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self
+
+    def _split_validation(self, X: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(training points, validation points or None): only ``selection="validation"`` holds points out."""
+        if self.selection != "validation":
+            return X, None
+        n_validation = round(self.validation_fraction * len(X))
+        if n_validation < 1 or len(X) - n_validation < self.n_components:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves {n_validation} validation and "
+                f"{len(X) - n_validation} training points of {len(X)}; selection='validation' needs at least "
+                f"one validation point and n_components={self.n_components} training points. Pass more "
+                "data, change validation_fraction, or use selection='likelihood'."
+            )
+        order = np.random.RandomState(seed + 2).permutation(len(X))
+        return X[np.sort(order[n_validation:])], X[np.sort(order[:n_validation])]
 
     def _initial_density(self, start: Start, X: np.ndarray, generator: torch.Generator) -> MixtureOfFlows:
         """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``)."""
@@ -393,12 +421,24 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"hidden_units must be a non-empty tuple of positive integers, got {hidden!r}.")
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}.")
-        for name, registry in (
-            ("flow", FLOW_FAMILIES),
-            ("init", INITIALISATIONS),
-            ("algorithm", ALGORITHMS),
-            ("selection", SELECTIONS),
+        if (
+            not isinstance(self.pretrain_epochs, Integral)
+            or isinstance(self.pretrain_epochs, bool)
+            or self.pretrain_epochs < 0
         ):
+            raise ValueError(f"pretrain_epochs must be a non-negative integer, got {self.pretrain_epochs!r}.")
+        fraction = self.validation_fraction
+        if not isinstance(fraction, Real) or not 0 < fraction < 1:
+            raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}.")
+        registries = [("flow", FLOW_FAMILIES), ("algorithm", ALGORITHMS), ("selection", SELECTIONS)]
+        if isinstance(self.init, str):
+            registries.append(("init", INITIALISATIONS))
+        elif self.selection == "validation":
+            raise ValueError(
+                "init given as an array labels every training point, but selection='validation' holds some "
+                "points out; use selection='likelihood' or 'loss' with an array init."
+            )
+        for name, registry in registries:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in registry:
                 raise ValueError(f"{name} must be one of {list(registry)}, got {value!r}.")

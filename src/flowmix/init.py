@@ -35,6 +35,173 @@ class Start:
 
 Initialisation = Callable[[np.ndarray, int, int, np.random.RandomState], Start]
 
+# A cluster's base scale is at least this fraction of the data's own spread (per dimension): a
+# cluster of one point, or one flat along a feature, still gets a usable base normal.
+_MIN_RELATIVE_SCALE = 1e-3
+# Neighbours of the kNN graph that spectral clustering cuts, and the points it embeds at most;
+# larger sets are clustered on a random subsample and the rest labelled by their nearest neighbours.
+SPECTRAL_NEIGHBOURS = 10
+SPECTRAL_MAX_POINTS = 20000
+
+
+def start_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> Start:
+    """A start located, scaled and weighted from (soft or hard) cluster assignments.
+
+    Args:
+        X: (N, D) the training points.
+        responsibilities: (R, N, K) assignments of the points to the components, rows summing to 1.
+
+    Returns:
+        Base means at the clusters' (weighted) means, base scales at their per-dimension standard
+        deviations, weights at their proportions, and the assignments themselves, on which every
+        component's flow is pretrained.
+
+    Example:
+        >>> X = np.array([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [5.0, 5.4]])
+        >>> start = start_from_responsibilities(X, np.eye(2)[[0, 0, 1, 1]][None])
+        >>> start.means[0].tolist(), start.weights[0].tolist()
+        ([[0.10000000149011612, 0.0], [5.0, 5.199999809265137]], [0.5, 0.5])
+    """
+    r = np.asarray(responsibilities, dtype=np.float64)
+    mass = r.sum(axis=1)  # (R, K)
+    safe = np.maximum(mass, 1e-12)[:, :, None]
+    means = np.einsum("rnk,nd->rkd", r, X) / safe
+    second = np.einsum("rnk,nd->rkd", r, X.astype(np.float64) ** 2) / safe
+    floor = _MIN_RELATIVE_SCALE * np.maximum(X.std(axis=0), 1e-12)
+    scales = np.maximum(np.sqrt(np.maximum(second - means**2, 0)), floor)
+    # An empty cluster starts on the data's centre with the data's spread.
+    empty = mass <= 1e-12
+    means[empty] = X.mean(axis=0)
+    scales[empty] = np.maximum(X.std(axis=0), floor)
+    weights = mass / mass.sum(axis=1, keepdims=True)
+    return Start(means.astype(np.float32), scales.astype(np.float32), weights, r.astype(np.float32))
+
+
+def one_hot(labels: np.ndarray, n_components: int) -> np.ndarray:
+    """(R, N) integer labels as (R, N, K) hard responsibilities."""
+    return np.eye(n_components, dtype=np.float32)[labels]
+
+
+def kmeans_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
+    """Clusters of k-means (k-means++ seeding, one draw per restart), each component pretrained on its own."""
+    from sklearn.cluster import KMeans
+
+    labels = np.stack(
+        [
+            KMeans(n_components, n_init=1, random_state=rng.randint(2**31 - 1)).fit_predict(X)
+            for _ in range(n_init)
+        ]
+    )
+    return start_from_responsibilities(X, one_hot(labels, n_components))
+
+
+def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
+    """Posteriors of a full-covariance Gaussian mixture (one EM run from k-means per restart)."""
+    from sklearn.mixture import GaussianMixture
+
+    posteriors = []
+    for _ in range(n_init):
+        gmm = GaussianMixture(
+            n_components, covariance_type="full", reg_covar=1e-6, random_state=rng.randint(2**31 - 1)
+        )
+        posteriors.append(gmm.fit(X).predict_proba(X))
+    return start_from_responsibilities(X, np.stack(posteriors))
+
+
+def spectral_embedding(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """Spectral embedding of the symmetric kNN graph of X (sparse eigensolver), rows normalised."""
+    from sklearn.manifold import spectral_embedding as embed
+    from sklearn.neighbors import kneighbors_graph
+
+    neighbours = min(SPECTRAL_NEIGHBOURS, len(X) - 1)
+    graph = kneighbors_graph(X, neighbours, include_self=False)
+    graph = 0.5 * (graph + graph.T)
+    maps = embed(graph, n_components=n_components, drop_first=False, random_state=seed)
+    return maps / np.maximum(np.linalg.norm(maps, axis=1, keepdims=True), 1e-12)
+
+
+def spectral_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
+    """Spectral clustering on a kNN graph: one embedding, then k-means on it per restart.
+
+    Up to :data:`SPECTRAL_MAX_POINTS` points are embedded (a random subsample of larger sets, whose
+    other points take the label of their nearest embedded neighbours), so the cost stays that of a
+    sparse eigenproblem on a bounded graph.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import KNeighborsClassifier
+
+    subset = np.arange(len(X))
+    if len(X) > SPECTRAL_MAX_POINTS:
+        subset = np.sort(rng.choice(len(X), SPECTRAL_MAX_POINTS, replace=False))
+    maps = spectral_embedding(X[subset], n_components, rng.randint(2**31 - 1))
+    labels = []
+    for _ in range(n_init):
+        part = KMeans(n_components, n_init=4, random_state=rng.randint(2**31 - 1)).fit_predict(maps)
+        if len(subset) < len(X):
+            part = KNeighborsClassifier(SPECTRAL_NEIGHBOURS).fit(X[subset], part).predict(X)
+        labels.append(part)
+    return start_from_responsibilities(X, one_hot(np.stack(labels), n_components))
+
+
+# The strategies that "auto" cycles through, one per restart: shapes that only a graph cut finds,
+# overlapping ellipses, and compact blobs.
+AUTO_STRATEGIES = ("spectral", "gmm", "kmeans-partition")
+
+
+def automatic(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
+    """Restarts start from spectral clustering, a GMM and k-means in turn; selection keeps the best.
+
+    Example:
+        >>> X = np.random.RandomState(0).rand(60, 2)
+        >>> start = automatic(X, 3, 2, np.random.RandomState(0))
+        >>> start.responsibilities.shape
+        (3, 60, 2)
+    """
+    counts = [len(range(i, n_init, len(AUTO_STRATEGIES))) for i in range(len(AUTO_STRATEGIES))]
+    starts = [
+        INITIALISATIONS[name](X, c, n_components, rng)
+        for name, c in zip(AUTO_STRATEGIES, counts, strict=True)
+        if c
+    ]
+    order = np.argsort(
+        np.concatenate([np.arange(i, n_init, len(AUTO_STRATEGIES)) for i, c in enumerate(counts) if c])
+    )
+    return Start(
+        *(
+            np.concatenate([getattr(s, f) for s in starts])[order]
+            for f in ("means", "scales", "weights", "responsibilities")
+        )
+    )
+
+
+def from_user_assignments(X: np.ndarray, assignments: np.ndarray, n_init: int, n_components: int) -> Start:
+    """A start from labels (N,) or responsibilities (N, K) given by the user, the same for every restart."""
+    assignments = np.asarray(assignments)
+    n = len(X)
+    if assignments.ndim == 1:
+        if assignments.shape[0] != n or not np.issubdtype(assignments.dtype, np.integer):
+            raise ValueError(
+                f"init given as labels must be an integer array of shape ({n},), one label per training point; "
+                f"got dtype {assignments.dtype} and shape {assignments.shape}."
+            )
+        if assignments.min() < 0 or assignments.max() >= n_components:
+            raise ValueError(f"init labels must lie in 0..{n_components - 1} (n_components={n_components}).")
+        r = one_hot(assignments, n_components)
+    elif assignments.ndim == 2:
+        if assignments.shape != (n, n_components):
+            raise ValueError(
+                f"init given as responsibilities must have shape (n_samples, n_components) = ({n}, {n_components}); "
+                f"got {assignments.shape}."
+            )
+        r = assignments.astype(np.float64)
+        if not np.isfinite(r).all() or (r < 0).any() or not np.allclose(r.sum(axis=1), 1, atol=1e-4):
+            raise ValueError("init responsibilities must be finite, non-negative, and sum to 1 in every row.")
+    else:
+        raise ValueError(
+            f"init as an array must be labels (N,) or responsibilities (N, K); got shape {assignments.shape}."
+        )
+    return start_from_responsibilities(X, np.repeat(r[None], n_init, axis=0))
+
 
 def unit_cube(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
     """Base means drawn from U(0, 1)^D whatever the data: the paper's rule.
@@ -69,13 +236,22 @@ INITIALISATIONS: dict[str, Initialisation] = {
     "box": bounding_box,
     "unit": unit_cube,
     "kmeans": kmeans_centres,
+    "kmeans-partition": kmeans_partition,
+    "gmm": gmm_posteriors,
+    "spectral": spectral_partition,
+    "auto": automatic,
 }
 
 
-def initialise(name: str, X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
-    """Run strategy ``name`` and check the shapes of what it returns."""
-    if name not in INITIALISATIONS:
-        raise ValueError(f"init must be one of {list(INITIALISATIONS)}, got {name!r}.")
+def initialise(
+    init: str | np.ndarray, X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState
+) -> Start:
+    """Run strategy ``init`` (a name, or the user's labels/responsibilities) and check its shapes."""
+    if not isinstance(init, str):
+        return from_user_assignments(X, init, n_init, n_components)
+    if init not in INITIALISATIONS:
+        raise ValueError(f"init must be one of {list(INITIALISATIONS)} or an array of labels, got {init!r}.")
+    name = init
     start = INITIALISATIONS[name](X, n_init, n_components, rng)
     shape = (n_init, n_components, X.shape[1])
     if start.means.shape != shape or (start.scales is not None and start.scales.shape != shape):

@@ -143,7 +143,8 @@ def _migrate(config: dict[str, Any]) -> dict[str, Any]:
     """A config of any older format version, rewritten as the current version."""
     config = dict(config)
     if config["format_version"] == 1:
-        params = dict(config["params"])
+        # 0.1 had one flow family, one algorithm and one selection rule.
+        params = {"flow": "maf", "algorithm": "mle", "selection": "loss", **config["params"]}
         config["flow"] = {
             "family": "maf",
             "config": {key: params[key] for key in ("hidden_units", "n_layers", "activation")},

@@ -1,8 +1,9 @@
 """Selection rules: which restart of a fit is kept, one function per rule, by name.
 
-A rule sees the training result (and may evaluate the batched density on the training points) and
-returns the index of the kept restart; restarts that stopped on a non-finite loss are never kept.
-Rules never look at labels.
+A rule sees the training result and the batched density, the training points and, where the
+estimator held some out (``selection="validation"``), the validation points; it returns one score
+per restart (lower is better). Restarts that stopped on a non-finite loss are never kept. Rules
+never look at labels.
 """
 
 from __future__ import annotations
@@ -10,29 +11,95 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from flowmix.density import MixtureOfFlows
 from flowmix.training import TrainResult
 
-Selection = Callable[[TrainResult, MixtureOfFlows, Tensor], int]
+Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
 
 
-def lowest_final_loss(result: TrainResult, density: MixtureOfFlows, columns: Tensor) -> int:
-    """The restart with the lowest training loss in the last epoch: the paper's rule.
+def final_loss(
+    result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
+) -> np.ndarray:
+    """The training loss of the last epoch: the paper's rule.
 
     Example:
         >>> result = TrainResult(np.array([[3.0, 2.0], [3.0, 1.0]]), np.array([-1, -1]), 2)
-        >>> lowest_final_loss(result, None, None)
-        1
+        >>> final_loss(result, None, None, None).tolist()
+        [2.0, 1.0]
     """
-    final = np.where(result.stopped_epoch >= 0, np.inf, result.losses[:, -1])
-    return int(np.argmin(final))
+    return result.losses[:, -1].astype(np.float64)
+
+
+def _mean_nll(density: MixtureOfFlows, columns: Tensor) -> np.ndarray:
+    from flowmix.training import joint_log_prob_in_chunks
+
+    joint = joint_log_prob_in_chunks(density, columns)
+    return (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
+
+
+def training_likelihood(
+    result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
+) -> np.ndarray:
+    """The mixture's mean NLL on the training points after training (whatever the algorithm optimised)."""
+    return _mean_nll(density, train)
+
+
+def validation_likelihood(
+    result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
+) -> np.ndarray:
+    """The mixture's mean NLL on the held-out validation points."""
+    if validation is None:
+        raise ValueError("selection='validation' needs validation points (validation_fraction > 0).")
+    return _mean_nll(density, validation)
+
+
+def graph_cut(
+    result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
+) -> np.ndarray:
+    """The normalised cut of each restart's partition of the training points' kNN graph.
+
+    sum_k cut(C_k, rest) / vol(C_k) on the symmetric 10-nearest-neighbour graph: low when every
+    cluster is a well-connected region separated from the others by few edges, whatever its
+    shape. Unlike a likelihood, it does not reward flows flexible enough to model a piece cut
+    out of a cluster.
+    """
+    from sklearn.neighbors import kneighbors_graph
+
+    from flowmix.training import joint_log_prob_in_chunks
+
+    points = train.T.double().cpu().numpy()
+    graph = kneighbors_graph(points, min(10, len(points) - 1), include_self=False)
+    graph = (graph + graph.T).tocsr()
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
+    rows, cols = graph.nonzero()
+    scores = []
+    for part in labels:
+        crossing = part[rows] != part[cols]
+        cut = np.bincount(part[rows][crossing], minlength=density.n_components)
+        volume = np.bincount(part, weights=degree, minlength=density.n_components)
+        scores.append(float(np.sum(cut / np.maximum(volume, 1e-12))))
+    return np.asarray(scores)
 
 
 SELECTIONS: dict[str, Selection] = {
-    "loss": lowest_final_loss,
+    "loss": final_loss,
+    "likelihood": training_likelihood,
+    "validation": validation_likelihood,
+    "graph-cut": graph_cut,
 }
+
+
+def select(
+    name: str, result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
+) -> tuple[int, np.ndarray]:
+    """The kept restart under rule ``name`` and every restart's score (inf for a stopped restart)."""
+    scores = np.asarray(get_selection(name)(result, density, train, validation), dtype=np.float64)
+    scores = np.where((result.stopped_epoch >= 0) | ~np.isfinite(scores), np.inf, scores)
+    return int(np.argmin(scores)), scores
 
 
 def get_selection(name: str) -> Selection:

@@ -99,8 +99,89 @@ def pretrain(
     return minimise(density, columns, objective, config)
 
 
+# A component's weight never falls below this fraction of 1/K in the EM algorithms: an emptied
+# component keeps a chance to win points back, and is reported (FlowMixture.empty_components_).
+WEIGHT_FLOOR = 0.1
+
+
+@torch.no_grad()
+def joint_log_prob_in_chunks(density: MixtureOfFlows, columns: Tensor) -> Tensor:
+    """log pi_rk + log flow_rk(x_n) for every point: (R, K, N), in chunks that bound memory."""
+    chunk = max(1, density.points_per_chunk() // density.n_restarts)
+    parts = [
+        density.joint_log_prob_columns(columns[:, s : s + chunk]) for s in range(0, columns.shape[1], chunk)
+    ]
+    return torch.cat(parts, dim=-1)
+
+
+def _set_weights(density: MixtureOfFlows, mass: Tensor) -> None:
+    """Closed-form weights from the components' (R, K) shares of the points, held above the floor."""
+    k = density.n_components
+    weights = (mass / mass.sum(-1, keepdim=True)).clamp_min(WEIGHT_FLOOR / k)
+    with torch.no_grad():
+        density.logits.copy_(torch.log(weights / weights.sum(-1, keepdim=True)))
+
+
+def expectation_maximisation(
+    density: MixtureOfFlows,
+    columns: Tensor,
+    config: TrainConfig,
+    *,
+    hard: bool,
+    temperature: Callable[[int], float] = lambda epoch: 1.0,
+) -> TrainResult:
+    """EM for a mixture of flows, batched over the stack.
+
+    Each epoch starts with an E-step on all points (posteriors tempered by ``temperature(epoch)``,
+    or hard assignments) and closed-form weights; the epoch's mini-batches then take Adam steps on
+    the M-step objective ``-sum_k r_nk log flow_k(x_n)``. The recorded loss is that objective.
+    """
+    state: dict[str, Tensor] = {}
+
+    def e_step(epoch: int) -> None:
+        joint = joint_log_prob_in_chunks(density, columns)
+        if hard:
+            r = torch.zeros_like(joint).scatter_(1, joint.argmax(1, keepdim=True), 1.0)
+        else:
+            r = torch.softmax(joint / temperature(epoch), dim=1)
+        state["r"] = r
+        _set_weights(density, r.sum(-1))
+
+    def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
+        return -(state["r"][:, :, index] * density.component_log_prob_columns(batch)).sum(1).mean(-1)
+
+    return minimise(density, columns, objective, config, epoch_start=e_step)
+
+
+def hard_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
+    """Classification EM: every point trains the component that explains it best."""
+    return expectation_maximisation(density, columns, config, hard=True)
+
+
+def soft_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
+    """EM with posterior responsibilities and closed-form weights."""
+    return expectation_maximisation(density, columns, config, hard=False)
+
+
+def annealed_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
+    """Deterministic annealing: posteriors tempered from T = 4 down to 1 over the first half of the epochs.
+
+    A high temperature shares points between components, which lets a start that is wrong in
+    places move before the assignments harden.
+    """
+    cool = max(1, config.n_epochs // 2)
+
+    def temperature(epoch: int) -> float:
+        return 4.0 ** max(0.0, 1 - epoch / cool)
+
+    return expectation_maximisation(density, columns, config, hard=False, temperature=temperature)
+
+
 ALGORITHMS: dict[str, Callable[[MixtureOfFlows, Tensor, TrainConfig], TrainResult]] = {
     "mle": maximum_likelihood,
+    "hard-em": hard_em,
+    "soft-em": soft_em,
+    "annealed-em": annealed_em,
 }
 
 
@@ -118,10 +199,12 @@ def minimise(
     objective: BatchObjective,
     config: TrainConfig,
     sync_every: int = 25,
+    epoch_start: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Minimise ``objective`` over mini-batches of the points ``columns`` (D, N) with Adam.
 
     Points are columns, the layout of every layer (see flowmix.nn), so the data are held once.
+    ``epoch_start(epoch)``, if given, runs before each epoch (an EM algorithm's E-step).
 
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
@@ -146,6 +229,8 @@ def minimise(
     # A full batch is permutation invariant: shuffling it would only cost a copy.
     reorder = shuffle and batch_size < n_samples
     for epoch in range(n_epochs):
+        if epoch_start is not None:
+            epoch_start(epoch)
         if reorder:
             order = torch.randperm(n_samples, generator=generator).to(device)
         total = torch.zeros(n_restarts, device=device)

@@ -77,7 +77,7 @@ def make_flow(
 
     Example:
         >>> make_flow("maf", 6, 2, hidden_units=(5,)).n_free_parameters()
-        37
+        24
     """
     family = _family(name)
     kwargs = check_flow_params(name, flow_params)
