@@ -481,7 +481,12 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
     default=None,
     help="Start from a paper preset (paper-toy, paper-mnist, paper-fmnist, paper-cifar10, paper-pca).",
 )
-@click.option("--epochs", type=int, default=None, help="Training epochs (default: the preset's or 2000).")
+@click.option(
+    "--epochs",
+    type=int,
+    default=None,
+    help="Training epochs after pretraining (default: the preset's, or 200).",
+)
 @click.option("--n-init", type=int, default=None, help="Restarts trained together; the best is kept.")
 @click.option(
     "--label-column",
@@ -515,6 +520,10 @@ def fit(
     """Fit a mixture of flows with K components to the table FILE and save it.
 
     FILE: .csv/.tsv/.txt/.dat text, .npy or .parquet; one row per point.
+
+    Without --preset this is flowmix's default recipe: spline flows; 3 restarts started from
+    spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster;
+    hard EM; the restart whose partition has the lowest normalised cut of the kNN graph is kept.
     """
     from flowmix import FlowMixture
     from flowmix.datasets import read_table
@@ -548,7 +557,7 @@ def fit(
         f"fitted {k} components to {X.shape[0]} points x {X.shape[1]} features "
         f"({model.n_iter_} epochs, {model.n_init} restart(s), best restart {model.best_restart_})"
     )
-    click.echo(f"final training loss (mean NLL): {final:.4f}")
+    click.echo(f"final training loss ({model.algorithm}): {final:.4f}")
     sizes = np.bincount(model.labels_, minlength=k)
     click.echo("cluster sizes: " + ", ".join(str(int(s)) for s in sizes))
     if y is not None:

@@ -47,49 +47,66 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
-    """Mixture of K normalizing flows, fitted by maximum likelihood.
+    """Mixture of K normalizing flows for clustering and density estimation.
 
     ``p(x) = sum_k pi_k flow_k(x)``; each flow_k maps x to a latent z with a diagonal normal
     base of fixed location and scale. All components and all ``n_init`` restarts are trained
-    together in one batched program; the restart picked by ``selection`` is kept.
+    together in one batched program; the restart picked by ``selection`` is kept. The defaults
+    are flowmix's clustering recipe (spline flows, a start from spectral clustering, a GMM and
+    k-means, hard EM, selection by graph cut); :meth:`from_preset` gives the paper's settings.
 
     Parameters
     ----------
     n_components : int, default=1
         Number of mixture components (clusters).
-    flow : {"maf", "spline"}, default="maf"
-        Flow family of the components: ``"maf"``, masked autoregressive flows with affine
-        layers (the paper's); ``"spline"``, autoregressive rational-quadratic spline flows
-        (Durkan et al., 2019), which can model rings, spirals and other non-convex shapes.
+    flow : {"spline", "maf"}, default="spline"
+        Flow family of the components: ``"spline"``, autoregressive rational-quadratic spline
+        flows (Durkan et al., 2019), which can model rings, spirals and other non-convex shapes;
+        ``"maf"``, masked autoregressive flows with affine layers (the paper's).
     flow_params : dict, default=None
         Options of the flow family besides the architecture below: for ``"spline"``,
         ``n_bins`` (default 8) and ``bound_margin`` (default 0.1); ``"maf"`` has none.
     hidden_units : tuple of int, default=None
-        Hidden layer widths of each layer's MADE; None takes the family's default ((10,) for
-        ``"maf"``, (64,) for ``"spline"``).
+        Hidden layer widths of each layer's MADE; None takes the family's default ((64,) for
+        ``"spline"``, (10,) for ``"maf"``).
     n_layers : int, default=None
         Flow layers, variable order reversed between layers; None takes the family's default
-        (1 for ``"maf"``, the paper's; 3 for ``"spline"``).
+        (3 for ``"spline"``; 1 for ``"maf"``, the paper's).
     activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default=None
         Hidden units' activation; None takes the family's default ("tanh").
     base_std : float, default=0.1
-        Standard deviation of the base normals, in data units (unless ``init`` sets scales).
-    init : {"box", "unit", "kmeans"}, default="box"
-        Initialisation strategy (flowmix.init): ``"box"`` draws base means uniformly in the
-        data's bounding box; ``"unit"`` draws them from U(0, 1)^D whatever the data (the
-        paper's rule, used by the ``paper-*`` presets; the same as ``"box"`` on min-max scaled
-        data); ``"kmeans"`` puts them at k-means centroids (one k-means run per restart).
-    algorithm : {"mle"}, default="mle"
-        Training algorithm (flowmix.training): ``"mle"`` is direct maximum likelihood of the
-        mixture by mini-batch Adam (the paper's).
-    selection : {"loss"}, default="loss"
-        Rule that picks the kept restart (flowmix.selection): ``"loss"``, the lowest final
-        training loss (the paper's).
-    n_epochs : int, default=2000
-    batch_size : int, default=4000
-    learning_rate : float, default=1e-3
+        Standard deviation of the base normals, in data units, where ``init`` sets no scales.
+    init : str or array-like, default="auto"
+        Initialisation strategy (flowmix.init). Cluster starts, which locate, scale and weight
+        each component from its cluster and pretrain its flow on it for ``pretrain_epochs``:
+        ``"auto"`` (restarts start from ``"spectral"``, ``"gmm"`` and ``"kmeans-partition"`` in
+        turn), ``"spectral"`` (spectral clustering of the 10-nearest-neighbour graph),
+        ``"gmm"`` (full-covariance GMM posteriors), ``"kmeans-partition"`` (k-means clusters),
+        or an array of labels (n_samples,) or responsibilities (n_samples, n_components).
+        Base means only: ``"box"`` (uniform in the data's bounding box), ``"unit"``
+        (U(0, 1)^D, the paper's rule), ``"kmeans"`` (k-means centroids).
+    algorithm : {"hard-em", "soft-em", "annealed-em", "mle"}, default="hard-em"
+        Training algorithm (flowmix.training). The EM variants start each epoch with an E-step
+        on all points and closed-form weights (held above 0.1 / K), then take Adam steps on the
+        flows: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
+        ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half.
+        ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
+    selection : {"graph-cut", "validation", "likelihood", "loss"}, default="graph-cut"
+        Rule that picks the kept restart (flowmix.selection): ``"graph-cut"``, the lowest
+        normalised cut of the training points' 10-nearest-neighbour graph; ``"validation"``,
+        the held-out likelihood; ``"likelihood"``, the training likelihood; ``"loss"``, the
+        lowest final training loss (the paper's).
+    validation_fraction : float, default=0.1
+        Share of the points held out for ``selection="validation"`` (never used for training
+        then).
+    pretrain_epochs : int, default=100
+        Epochs each component trains on its own cluster before ``algorithm`` runs (only for
+        initialisations that give clusters).
+    n_epochs : int, default=200
+    batch_size : int, default=512
+    learning_rate : float, default=3e-3
         Adam step size (other Adam settings are TensorFlow's defaults, as the paper).
-    n_init : int, default=1
+    n_init : int, default=3
         Restarts, trained together.
     shuffle : bool, default=True
         Draw a new mini-batch order each epoch.
@@ -101,6 +118,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     Attributes
     ----------
+    selection_scores_ : ndarray of shape (n_init,)
+        Every restart's score under ``selection`` (lower is better; inf for a stopped restart).
+    empty_components_ : ndarray of int
+        Components that no training point belongs to after fitting.
     weights_ : ndarray of shape (n_components,)
     base_means_ : ndarray of shape (n_components, n_features)
     base_scales_ : ndarray of shape (n_components, n_features)

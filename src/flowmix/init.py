@@ -97,27 +97,38 @@ def kmeans_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.rand
 
 def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
     """Posteriors of a full-covariance Gaussian mixture (one EM run from k-means per restart)."""
+    from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
+    X64 = X.astype(np.float64)
+    # A collapsed component's covariance is regularised in proportion to the data's spread.
+    regularisation = 1e-6 * max(float(X64.var(axis=0).mean()), 1e-12)
     posteriors = []
     for _ in range(n_init):
-        gmm = GaussianMixture(
-            n_components, covariance_type="full", reg_covar=1e-6, random_state=rng.randint(2**31 - 1)
-        )
-        posteriors.append(gmm.fit(X).predict_proba(X))
+        seed = rng.randint(2**31 - 1)
+        for reg in (regularisation, 1e3 * regularisation):
+            try:
+                gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, random_state=seed)
+                posteriors.append(gmm.fit(X64).predict_proba(X64))
+                break
+            except ValueError:  # ill-defined covariance even so: retry with a larger regulariser
+                continue
+        else:
+            posteriors.append(
+                one_hot(KMeans(n_components, n_init=1, random_state=seed).fit_predict(X), n_components)
+            )
     return start_from_responsibilities(X, np.stack(posteriors))
 
 
 def spectral_embedding(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """Spectral embedding of the symmetric kNN graph of X (sparse eigensolver), rows normalised."""
+    """Spectral embedding of the symmetric kNN connectivity graph of X (sparse eigensolver)."""
     from sklearn.manifold import spectral_embedding as embed
     from sklearn.neighbors import kneighbors_graph
 
     neighbours = min(SPECTRAL_NEIGHBOURS, len(X) - 1)
     graph = kneighbors_graph(X, neighbours, include_self=False)
     graph = 0.5 * (graph + graph.T)
-    maps = embed(graph, n_components=n_components, drop_first=False, random_state=seed)
-    return maps / np.maximum(np.linalg.norm(maps, axis=1, keepdims=True), 1e-12)
+    return embed(graph, n_components=n_components, drop_first=False, random_state=seed)
 
 
 def spectral_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
@@ -136,7 +147,7 @@ def spectral_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.ra
     maps = spectral_embedding(X[subset], n_components, rng.randint(2**31 - 1))
     labels = []
     for _ in range(n_init):
-        part = KMeans(n_components, n_init=4, random_state=rng.randint(2**31 - 1)).fit_predict(maps)
+        part = KMeans(n_components, n_init=10, random_state=rng.randint(2**31 - 1)).fit_predict(maps)
         if len(subset) < len(X):
             part = KNeighborsClassifier(SPECTRAL_NEIGHBOURS).fit(X[subset], part).predict(X)
         labels.append(part)

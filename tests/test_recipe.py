@@ -1,0 +1,142 @@
+"""flowmix's clustering recipe: cluster starts, EM algorithms, selection rules and the default."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs, make_circles
+from sklearn.metrics import adjusted_rand_score
+
+from flowmix import FlowMixture, init, selection, training
+from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
+
+
+@pytest.fixture(scope="module")
+def circles():
+    X, y = make_circles(400, noise=0.03, factor=0.5, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(300, centers=[[0, 0], [6, 0], [0, 6]], cluster_std=1.0, random_state=0)
+    return X, y
+
+
+def test_start_from_responsibilities_locates_scales_and_weights_clusters():
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, [1, 2], (300, 2)), rng.normal(10, 0.5, (100, 2))])
+    labels = np.repeat([0, 1], [300, 100])
+    start = init.start_from_responsibilities(X, init.one_hot(labels[None], 2))
+    np.testing.assert_allclose(start.weights[0], [0.75, 0.25])
+    np.testing.assert_allclose(start.means[0], [X[:300].mean(0), X[300:].mean(0)], rtol=1e-5)
+    np.testing.assert_allclose(start.scales[0], [X[:300].std(0), X[300:].std(0)], rtol=1e-4)
+    assert start.responsibilities.shape == (1, 400, 2)
+
+
+def test_spectral_start_separates_the_circles(circles):
+    X, y = circles
+    start = init.spectral_partition(X.astype(np.float32), 2, 2, np.random.RandomState(0))
+    for r in start.responsibilities:
+        assert adjusted_rand_score(y, r.argmax(1)) == 1.0
+
+
+def test_spectral_start_on_a_subsample_labels_every_point(circles, monkeypatch):
+    X, y = circles
+    monkeypatch.setattr(init, "SPECTRAL_MAX_POINTS", 150)
+    start = init.spectral_partition(X.astype(np.float32), 1, 2, np.random.RandomState(0))
+    assert adjusted_rand_score(y, start.responsibilities[0].argmax(1)) > 0.95
+
+
+def test_auto_start_cycles_through_the_strategies(blobs):
+    X, _ = blobs
+    start = init.automatic(X.astype(np.float32), 4, 3, np.random.RandomState(0))
+    assert start.means.shape == (4, 3, 2) and start.responsibilities.shape == (4, 300, 3)
+    # Restart 1 starts from GMM posteriors (soft); restarts 0, 2 and 3 from hard partitions.
+    assert set(np.unique(start.responsibilities[0])) <= {0.0, 1.0}
+    assert set(np.unique(start.responsibilities[2])) <= {0.0, 1.0}
+    assert not set(np.unique(start.responsibilities[1])) <= {0.0, 1.0}
+
+
+def test_user_labels_start_the_fit(blobs):
+    X, y = blobs
+    model = FlowMixture(
+        3, init=y, selection="likelihood", n_init=1, n_epochs=5, pretrain_epochs=20, random_state=0
+    )
+    assert adjusted_rand_score(y, model.fit(X).labels_) == 1.0
+    soft = np.eye(3)[y] * 0.9 + 0.1 / 3
+    assert adjusted_rand_score(y, model.set_params(init=soft).fit(X).labels_) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("assignments", "message"),
+    [
+        (np.zeros(5, dtype=int), r"integer array of shape \(300,\)"),
+        (np.full(300, 3), r"init labels must lie in 0..2"),
+        (np.full((300, 3), 0.5), "sum to 1 in every row"),
+        (np.zeros((300, 2)), r"shape \(n_samples, n_components\) = \(300, 3\)"),
+    ],
+)
+def test_bad_user_assignments_say_what_is_expected(blobs, assignments, message):
+    with pytest.raises(ValueError, match=message):
+        FlowMixture(3, init=assignments, selection="likelihood", n_epochs=1).fit(blobs[0])
+
+
+def test_array_init_with_validation_selection_is_refused(blobs):
+    with pytest.raises(ValueError, match="init given as an array labels every training point"):
+        FlowMixture(3, init=blobs[1], selection="validation").fit(blobs[0])
+
+
+@pytest.mark.parametrize("algorithm", ["hard-em", "soft-em", "annealed-em", "mle"])
+def test_every_algorithm_keeps_a_correct_start_and_lowers_its_loss(blobs, algorithm):
+    X, y = blobs
+    model = FlowMixture(3, init=y, algorithm=algorithm, selection="likelihood", n_init=1, n_epochs=15,
+                        pretrain_epochs=10, batch_size=100, random_state=0).fit(X)  # fmt: skip
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+    assert model.empty_components_.size == 0
+
+
+def _two_component_density(dim=2):
+    flows = make_flow("maf", 2, dim, hidden_units=(4,), generator=torch.Generator().manual_seed(0))
+    return MixtureOfFlows(flows, torch.tensor([[[0.0, 0.0], [5.0, 5.0]]]), 1.0)
+
+
+def test_hard_em_weights_are_the_shares_held_above_the_floor():
+    density = _two_component_density()
+    training._set_weights(density, torch.tensor([[100.0, 0.0]]))
+    weights = density.log_weights().exp()[0]
+    floor = training.WEIGHT_FLOOR / 2
+    np.testing.assert_allclose(weights.detach().numpy(), [1 / (1 + floor), floor / (1 + floor)], rtol=1e-6)
+
+
+def test_graph_cut_prefers_the_partition_along_the_gap(circles):
+    X, y = circles
+    columns = torch.as_tensor(X.T, dtype=torch.float32)
+    density = MixtureOfFlows(make_flow("maf", 4, 2), torch.zeros(2, 2, 2), 1.0)
+
+    def labels_from(parts):
+        def joint(density, columns):
+            return torch.nn.functional.one_hot(torch.as_tensor(parts), 2).permute(0, 2, 1).float()
+
+        return joint
+
+    halves = (X[:, 0] > 0).astype(int)
+    original = training.joint_log_prob_in_chunks
+    try:
+        training.joint_log_prob_in_chunks = labels_from(np.stack([y, halves]))
+        scores = selection.graph_cut(None, density, columns, None)
+    finally:
+        training.joint_log_prob_in_chunks = original
+    assert scores[0] == 0 < scores[1]
+
+
+def test_default_recipe_separates_the_circles_and_predicts_new_points(circles):
+    X, y = circles
+    model = FlowMixture(2, random_state=0).fit(X)
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    X_new, y_new = make_circles(200, noise=0.03, factor=0.5, random_state=1)
+    assert adjusted_rand_score(y_new, model.predict(X_new)) > 0.95
+    assert np.isfinite(model.score_samples(X_new)).all()
