@@ -21,17 +21,23 @@ INFERENCE_CHUNK_FLOATS = 2**24
 class MixtureOfFlows(nn.Module):
     """Batched mixture of flows.
 
-    Args:
-        flows: a stack of R * K flows, restart-major (stack index r * K + k).
-        base_means: (R, K, D) fixed locations of the components' base normals.
-        base_std: fixed standard deviation of every base normal, used when ``base_scales`` is None.
-        base_scales: (R, K, D) fixed standard deviations per component and dimension, or None.
+    Parameters
+    ----------
+    flows : StackedFlow
+        A stack of R * K flows, restart-major (stack index r * K + k).
+    base_means : Tensor of shape (R, K, D)
+        Fixed locations of the components' base normals.
+    base_std : float
+        Fixed standard deviation of every base normal, used when ``base_scales`` is None.
+    base_scales : Tensor of shape (R, K, D) or None, default=None
+        Fixed standard deviations per component and dimension, or None.
 
-    Example:
-        >>> from flowmix.flows import make_flow
-        >>> density = MixtureOfFlows(make_flow("maf", 2 * 3, 4), torch.zeros(2, 3, 4), 0.5)
-        >>> tuple(density.log_prob(torch.randn(10, 4)).shape)
-        (2, 10)
+    Examples
+    --------
+    >>> from flowmix.flows import make_flow
+    >>> density = MixtureOfFlows(make_flow("maf", 2 * 3, 4), torch.zeros(2, 3, 4), 0.5)
+    >>> tuple(density.log_prob(torch.randn(10, 4)).shape)
+    (2, 10)
     """
 
     def __init__(

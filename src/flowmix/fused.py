@@ -95,18 +95,26 @@ class _TanhMADE(torch.autograd.Function):
 def tanh_made(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
     """``W2 tanh(W1 x + b1) + b2`` for a stack of one-hidden-layer networks (see :class:`_TanhMADE`).
 
-    Args:
-        x: (S, D, N), or (D, N) shared by the stack.
-        w1: (S, H, D) and b1: (S, H), the hidden layer (masks already applied).
-        w2: (S, O, H) and b2: (S, O), the output layer (masks already applied).
+    Parameters
+    ----------
+    x : Tensor of shape (S, D, N) or (D, N)
+        The points; (D, N) when shared by the stack.
+    w1 : Tensor of shape (S, H, D)
+        With ``b1``, the hidden layer (masks already applied).
+    b1 : Tensor of shape (S, H)
+    w2 : Tensor of shape (S, O, H)
+        With ``b2``, the output layer (masks already applied).
+    b2 : Tensor of shape (S, O)
 
-    Returns:
-        (S, O, N)
+    Returns
+    -------
+    Tensor of shape (S, O, N)
 
-    Example:
-        >>> tanh_made(torch.randn(3, 5), torch.randn(2, 4, 3), torch.zeros(2, 4),
-        ...           torch.randn(2, 6, 4), torch.zeros(2, 6)).shape
-        torch.Size([2, 6, 5])
+    Examples
+    --------
+    >>> tanh_made(torch.randn(3, 5), torch.randn(2, 4, 3), torch.zeros(2, 4),
+    ...           torch.randn(2, 6, 4), torch.zeros(2, 6)).shape
+    torch.Size([2, 6, 5])
     """
     return _TanhMADE.apply(x, w1, b1, w2, b2)
 
@@ -158,18 +166,25 @@ def affine_normal_log_prob(u: Tensor, params: Tensor, mean: Tensor, std: float |
     diagonal normal base, in one function. The normal's constant -D (log std + log(2 pi) / 2) is
     left to the caller.
 
-    Args:
-        u: (S, D, N) points entering the final layer, or (D, N) shared by the stack.
-        params: (S, 2, D, N) the layer's shift (index 0) and log-scale (index 1).
-        mean: (S, D) base means, constants.
-        std: base standard deviation: a float, or (S, D) per flow and dimension (constants).
+    Parameters
+    ----------
+    u : Tensor of shape (S, D, N) or (D, N)
+        Points entering the final layer, or (D, N) shared by the stack.
+    params : Tensor of shape (S, 2, D, N)
+        The layer's shift (index 0) and log-scale (index 1).
+    mean : Tensor of shape (S, D)
+        Base means, constants.
+    std : float or Tensor of shape (S, D)
+        Base standard deviation: a float, or (S, D) per flow and dimension (constants).
 
-    Returns:
-        (S, N)
+    Returns
+    -------
+    Tensor of shape (S, N)
 
-    Example:
-        >>> u, params = torch.randn(3, 2, 5), torch.randn(3, 2, 2, 5)
-        >>> affine_normal_log_prob(u, params, torch.zeros(3, 2), 1.0).shape
-        torch.Size([3, 5])
+    Examples
+    --------
+    >>> u, params = torch.randn(3, 2, 5), torch.randn(3, 2, 2, 5)
+    >>> affine_normal_log_prob(u, params, torch.zeros(3, 2), 1.0).shape
+    torch.Size([3, 5])
     """
     return _AffineNormalLogProb.apply(u, params, mean, std)

@@ -19,12 +19,17 @@ import numpy as np
 class Start:
     """Where the R restarts x K components start.
 
-    Attributes:
-        means: (R, K, D) base locations.
-        scales: (R, K, D) base standard deviations, or None for the estimator's ``base_std``.
-        weights: (R, K) mixture weights, or None for uniform weights.
-        responsibilities: (R, N, K) soft or hard assignments of the training points to pretrain
-            the flows on, or None for no pretraining.
+    Attributes
+    ----------
+    means : ndarray of shape (R, K, D)
+        Base locations.
+    scales : ndarray of shape (R, K, D) or None
+        Base standard deviations, or None for the estimator's ``base_std``.
+    weights : ndarray of shape (R, K) or None
+        Mixture weights, or None for uniform weights.
+    responsibilities : ndarray of shape (R, N, K) or None
+        Soft or hard assignments of the training points to pretrain the flows on, or None for
+        no pretraining.
     """
 
     means: np.ndarray
@@ -47,20 +52,26 @@ SPECTRAL_MAX_POINTS = 20000
 def start_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> Start:
     """A start located, scaled and weighted from (soft or hard) cluster assignments.
 
-    Args:
-        X: (N, D) the training points.
-        responsibilities: (R, N, K) assignments of the points to the components, rows summing to 1.
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        The training points.
+    responsibilities : ndarray of shape (R, N, K)
+        Assignments of the points to the components, rows summing to 1.
 
-    Returns:
+    Returns
+    -------
+    Start
         Base means at the clusters' (weighted) means, base scales at their per-dimension standard
         deviations, weights at their proportions, and the assignments themselves, on which every
         component's flow is pretrained.
 
-    Example:
-        >>> X = np.array([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [5.0, 5.4]])
-        >>> start = start_from_responsibilities(X, np.eye(2)[[0, 0, 1, 1]][None])
-        >>> start.means[0].tolist(), start.weights[0].tolist()
-        ([[0.10000000149011612, 0.0], [5.0, 5.199999809265137]], [0.5, 0.5])
+    Examples
+    --------
+    >>> X = np.array([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [5.0, 5.4]])
+    >>> start = start_from_responsibilities(X, np.eye(2)[[0, 0, 1, 1]][None])
+    >>> start.means[0].tolist(), start.weights[0].tolist()
+    ([[0.10000000149011612, 0.0], [5.0, 5.199999809265137]], [0.5, 0.5])
     """
     r = np.asarray(responsibilities, dtype=np.float64)
     mass = r.sum(axis=1)  # (R, K)
@@ -168,11 +179,12 @@ AUTO_STRATEGIES = ("spectral", "gmm", "kmeans-partition")
 def automatic(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
     """Restarts start from spectral clustering, a GMM and k-means in turn; selection keeps the best.
 
-    Example:
-        >>> X = np.random.RandomState(0).rand(60, 2)
-        >>> start = automatic(X, 3, 2, np.random.RandomState(0))
-        >>> start.responsibilities.shape
-        (3, 60, 2)
+    Examples
+    --------
+    >>> X = np.random.RandomState(0).rand(60, 2)
+    >>> start = automatic(X, 3, 2, np.random.RandomState(0))
+    >>> start.responsibilities.shape
+    (3, 60, 2)
     """
     counts = [len(range(i, n_init, len(AUTO_STRATEGIES))) for i in range(len(AUTO_STRATEGIES))]
     starts = [
@@ -223,10 +235,11 @@ def from_user_assignments(X: np.ndarray, assignments: np.ndarray, n_init: int, n
 def unit_cube(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
     """Base means drawn from U(0, 1)^D whatever the data: the paper's rule.
 
-    Example:
-        >>> start = unit_cube(np.zeros((5, 2)), 3, 4, np.random.RandomState(0))
-        >>> start.means.shape
-        (3, 4, 2)
+    Examples
+    --------
+    >>> start = unit_cube(np.zeros((5, 2)), 3, 4, np.random.RandomState(0))
+    >>> start.means.shape
+    (3, 4, 2)
     """
     return Start(rng.uniform(size=(n_init, n_components, X.shape[1])).astype(np.float32))
 

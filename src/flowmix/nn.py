@@ -72,8 +72,12 @@ class StackedMaskedLinear(nn.Module):
     saves a copy of every weight tensor per step and per prediction chunk. Code that writes
     weights directly must call :meth:`zero_masked_` afterwards.
 
-    Shapes:
-        weight: (S, out, in); bias: (S, out); mask: (out, in), shared by the stack.
+    Attributes
+    ----------
+    weight : nn.Parameter of shape (S, out, in)
+    bias : nn.Parameter of shape (S, out)
+    mask : Tensor of shape (out, in)
+        Shared by the stack.
     """
 
     def __init__(self, n_stack: int, mask: Tensor, generator: torch.Generator | None = None):
@@ -100,11 +104,14 @@ class StackedMaskedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply every map of the stack.
 
-        Args:
-            x: (S, in, N), or (in, N) when every stack member sees the same points.
+        Parameters
+        ----------
+        x : Tensor of shape (S, in, N) or (in, N)
+            The points; (in, N) when every stack member sees the same points.
 
-        Returns:
-            (S, out, N)
+        Returns
+        -------
+        Tensor of shape (S, out, N)
         """
         weight = self.masked_weight()
         if x.dim() == 2:
@@ -142,9 +149,11 @@ class StackedMADE(nn.Module):
     parameters per dimension, shape (S, n_params, D, N): parameter ``p`` of dimension ``d``
     depends on x_<d only.
 
-    Attributes:
-        fused: use the hand-written step for the paper's network (one tanh hidden layer) and the
-            logistic-based tanh; False runs plain autograd operations (the reference path).
+    Attributes
+    ----------
+    fused : bool
+        Use the hand-written step for the paper's network (one tanh hidden layer) and the
+        logistic-based tanh; False runs plain autograd operations (the reference path).
     """
 
     def __init__(

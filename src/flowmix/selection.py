@@ -25,10 +25,11 @@ def final_loss(
 ) -> np.ndarray:
     """The training loss of the last epoch: the paper's rule.
 
-    Example:
-        >>> result = TrainResult(np.array([[3.0, 2.0], [3.0, 1.0]]), np.array([-1, -1]), 2)
-        >>> final_loss(result, None, None, None).tolist()
-        [2.0, 1.0]
+    Examples
+    --------
+    >>> result = TrainResult(np.array([[3.0, 2.0], [3.0, 1.0]]), np.array([-1, -1]), 2)
+    >>> final_loss(result, None, None, None).tolist()
+    [2.0, 1.0]
     """
     return result.losses[:, -1].astype(np.float64)
 

@@ -28,11 +28,15 @@ from flowmix.density import MixtureOfFlows
 class TrainResult:
     """What training produced.
 
-    Attributes:
-        losses: (R, E) mean training objective per restart and epoch (for maximum likelihood the
-            NLL); NaN after a restart stopped.
-        stopped_epoch: (R,) epoch at which a restart's loss became non-finite, -1 if never.
-        n_epochs_run: epochs run before the loop ended (all restarts stopped ends it early).
+    Attributes
+    ----------
+    losses : ndarray of shape (R, E)
+        Mean training objective per restart and epoch (for maximum likelihood the NLL); NaN
+        after a restart stopped.
+    stopped_epoch : ndarray of shape (R,)
+        Epoch at which a restart's loss became non-finite, -1 if never.
+    n_epochs_run : int
+        Epochs run before the loop ended (all restarts stopped ends it early).
     """
 
     losses: np.ndarray

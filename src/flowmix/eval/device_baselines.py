@@ -39,7 +39,14 @@ _COVARIANCE_ELEMENTS = 2**27
 
 @dataclass(frozen=True)
 class KMeansFit:
-    """labels: (I, N) int64, inertia: (I,), centres: (I, K, D), one row per initialisation."""
+    """One row per initialisation.
+
+    Attributes
+    ----------
+    labels : Tensor of int64, shape (I, N)
+    inertia : Tensor of shape (I,)
+    centres : Tensor of shape (I, K, D)
+    """
 
     labels: Tensor
     inertia: Tensor
@@ -48,8 +55,21 @@ class KMeansFit:
 
 @dataclass(frozen=True)
 class GaussianMixtureFit:
-    """The kept run's labels (N,) and mean log-likelihood of X under its final parameters;
-    every run's last lower bound (I,) (the selection criterion) and number of EM iterations (I,)."""
+    """The kept run's labels and mean log-likelihood; every run's lower bound and EM iterations.
+
+    Attributes
+    ----------
+    labels : Tensor of int64, shape (N,)
+        The kept run's labels.
+    score : float
+        The kept run's mean log-likelihood of X under its final parameters.
+    best : int
+        Index of the kept run.
+    lower_bound : Tensor of shape (I,)
+        Every run's last lower bound (the selection criterion).
+    n_iter : Tensor of int64, shape (I,)
+        Every run's number of EM iterations.
+    """
 
     labels: Tensor
     score: float
@@ -111,14 +131,21 @@ def kmeans(
 ) -> KMeansFit:
     """Lloyd's k-means from ``n_init`` k-means++ seedings, all run together.
 
-    Args:
-        X: (N, D) float64 points on the device to compute on.
-        k: number of clusters.
-        n_init: number of independent runs.
-        generator: a CPU generator for the seeding draws.
+    Parameters
+    ----------
+    X : Tensor of float64, shape (N, D)
+        Points on the device to compute on.
+    k : int
+        Number of clusters.
+    n_init : int
+        Number of independent runs.
+    generator : torch.Generator
+        A CPU generator for the seeding draws.
 
-    Returns:
-        Every run's labels, inertia and centres (see :class:`KMeansFit`).
+    Returns
+    -------
+    KMeansFit
+        Every run's labels, inertia and centres.
     """
     x_sq = X.square().sum(-1)
     tol_scaled = tol * X.var(0, unbiased=False).mean()
@@ -177,14 +204,21 @@ def gaussian_mixture(
     The data are centred first, which changes neither labels nor likelihoods but keeps the
     uncentred second moments used for the covariances free of cancellation.
 
-    Args:
-        X: (N, D) float64 points on the device to compute on.
-        k: number of components.
-        n_init: number of EM runs; the one with the highest final mean log-likelihood is kept.
-        generator: a CPU generator for the k-means seedings.
+    Parameters
+    ----------
+    X : Tensor of float64, shape (N, D)
+        Points on the device to compute on.
+    k : int
+        Number of components.
+    n_init : int
+        Number of EM runs; the one with the highest final mean log-likelihood is kept.
+    generator : torch.Generator
+        A CPU generator for the k-means seedings.
 
-    Raises:
-        ValueError: if a covariance is not positive definite even with ``reg_covar``.
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite even with ``reg_covar``.
     """
     start = kmeans(X, k, n_init, generator).labels
     X = X - X.mean(0)
@@ -246,8 +280,11 @@ def _scatter(X: Tensor, resp: Tensor) -> Tensor:
 def _add_weighted_scatter(out: Tensor, x: Tensor, resp: Tensor) -> None:
     """out[i, k] += sum_n resp[n, i, k] x_n x_n^T, as one (D, n) @ (n, I*K*D) product.
 
-    Args:
-        out: (I, K, D, D); x: (n, D); resp: (n, I, K).
+    Parameters
+    ----------
+    out : Tensor of shape (I, K, D, D)
+    x : Tensor of shape (n, D)
+    resp : Tensor of shape (n, I, K)
     """
     n_points, dim = x.shape
     weighted = (resp[..., None] * x[:, None, None, :]).reshape(n_points, -1)  # (n, I*K*D)

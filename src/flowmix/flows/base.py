@@ -27,15 +27,20 @@ Scale = float | Tensor
 def normal_log_prob_columns(z: Tensor, loc: Tensor, scale: Scale) -> Tensor:
     """log N(z; loc, diag(scale^2)) for points as columns: z (S, D, N) -> (S, N).
 
-    Args:
-        z: (S, D, N) latent points.
-        loc: (S, D) means.
-        scale: a float, or (S, D) standard deviations.
+    Parameters
+    ----------
+    z : Tensor of shape (S, D, N)
+        Latent points.
+    loc : Tensor of shape (S, D)
+        Means.
+    scale : float or Tensor of shape (S, D)
+        A float, or (S, D) standard deviations.
 
-    Example:
-        >>> z = torch.zeros(1, 2, 3)
-        >>> round(float(normal_log_prob_columns(z, torch.zeros(1, 2), 1.0)[0, 0]), 4)
-        -1.8379
+    Examples
+    --------
+    >>> z = torch.zeros(1, 2, 3)
+    >>> round(float(normal_log_prob_columns(z, torch.zeros(1, 2), 1.0)[0, 0]), 4)
+    -1.8379
     """
     dim = z.shape[1]
     if isinstance(scale, Tensor):
@@ -56,10 +61,13 @@ class StackedFlow(nn.Module):
     :meth:`prepare` to set data-driven constants. Every parameter carries the stack axis first;
     buffers are shared by the whole stack.
 
-    Attributes:
-        family: the registry name (flowmix.flows.FLOW_FAMILIES).
-        fused: use the family's fast path where it has one; False selects the plain autograd
-            reference path (tests compare the two).
+    Attributes
+    ----------
+    family : str
+        The registry name (flowmix.flows.FLOW_FAMILIES).
+    fused : bool
+        Use the family's fast path where it has one; False selects the plain autograd
+        reference path (tests compare the two).
     """
 
     family: ClassVar[str] = ""
@@ -99,13 +107,18 @@ class StackedFlow(nn.Module):
     def log_prob_columns(self, x: Tensor, loc: Tensor, scale: Scale) -> Tensor:
         """log density of x under every flow with its diagonal normal base.
 
-        Args:
-            x: (S, D, N), or (D, N) shared by every flow of the stack.
-            loc: (S, D) base means.
-            scale: base standard deviation, a float or (S, D).
+        Parameters
+        ----------
+        x : Tensor of shape (S, D, N) or (D, N)
+            The points; (D, N) when shared by every flow of the stack.
+        loc : Tensor of shape (S, D)
+            Base means.
+        scale : float or Tensor of shape (S, D)
+            Base standard deviation, a float or (S, D).
 
-        Returns:
-            (S, N)
+        Returns
+        -------
+        Tensor of shape (S, N)
         """
         z, log_det = self.to_latent_columns(x)
         return normal_log_prob_columns(z, loc, scale) + log_det

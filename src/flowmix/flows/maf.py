@@ -25,19 +25,27 @@ from flowmix.nn import StackedMADE
 class StackedMAF(StackedFlow):
     """``S`` MAFs of ``n_layers`` MADE layers each, evaluated with one bmm per network layer.
 
-    Args:
-        n_stack: flows on the stack axis.
-        dim: dimension D of the data.
-        hidden_units: hidden layer widths of each MADE.
-        n_layers: MADE layers per flow.
-        activation: hidden units' activation (flowmix.nn.ACTIVATIONS).
-        generator: seeds the initial weights (Glorot-uniform, as Keras).
+    Parameters
+    ----------
+    n_stack : int
+        Flows on the stack axis.
+    dim : int
+        Dimension D of the data.
+    hidden_units : sequence of int, default=(10,)
+        Hidden layer widths of each MADE.
+    n_layers : int, default=1
+        MADE layers per flow.
+    activation : str, default="tanh"
+        Hidden units' activation (flowmix.nn.ACTIVATIONS).
+    generator : torch.Generator or None, default=None
+        Seeds the initial weights (Glorot-uniform, as Keras).
 
-    Example:
-        >>> flow = StackedMAF(4, 3, hidden_units=(8,))
-        >>> z, log_det = flow.to_latent_columns(torch.randn(3, 5))
-        >>> tuple(z.shape), tuple(log_det.shape)
-        ((4, 3, 5), (4, 5))
+    Examples
+    --------
+    >>> flow = StackedMAF(4, 3, hidden_units=(8,))
+    >>> z, log_det = flow.to_latent_columns(torch.randn(3, 5))
+    >>> tuple(z.shape), tuple(log_det.shape)
+    ((4, 3, 5), (4, 5))
     """
 
     family = "maf"

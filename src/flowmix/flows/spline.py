@@ -59,26 +59,34 @@ def rational_quadratic_spline(
 ) -> tuple[Tensor, Tensor]:
     """A monotonic rational-quadratic spline on [-1, 1] with identity tails, element-wise.
 
-    Args:
-        x: inputs (outputs of the forward map when ``inverse``), the parameters' shape without
-            the bin axis.
-        widths, heights: unnormalised bin widths and heights, B along ``bin_dim`` (softmax, then
-            a minimum size).
-        derivatives: unconstrained derivatives at the B - 1 inner knots along ``bin_dim``
-            (softplus, then a minimum); the boundary knots have derivative 1, which makes the
-            tails continuous.
-        inverse: apply the inverse map (the root of a quadratic in each bin).
-        bin_dim: the parameters' bin axis. flowmix keeps bins off the last axis so that the
-            element-wise work runs along the contiguous points axis.
+    Parameters
+    ----------
+    x : Tensor
+        Inputs (outputs of the forward map when ``inverse``), the parameters' shape without
+        the bin axis.
+    widths, heights : Tensor
+        Unnormalised bin widths and heights, B along ``bin_dim`` (softmax, then a minimum size).
+    derivatives : Tensor
+        Unconstrained derivatives at the B - 1 inner knots along ``bin_dim`` (softplus, then a
+        minimum); the boundary knots have derivative 1, which makes the tails continuous.
+    inverse : bool, default=False
+        Apply the inverse map (the root of a quadratic in each bin).
+    bin_dim : int, default=-1
+        The parameters' bin axis. flowmix keeps bins off the last axis so that the element-wise
+        work runs along the contiguous points axis.
 
-    Returns:
-        y, and log|dy/dx| of the forward map at the (input or recovered) point, both x's shape.
+    Returns
+    -------
+    y : Tensor of x's shape
+    log_det : Tensor of x's shape
+        log|dy/dx| of the forward map at the (input or recovered) point.
 
-    Example:
-        >>> x = torch.linspace(-2, 2, 5)
-        >>> y, log_det = rational_quadratic_spline(x, torch.zeros(5, 4), torch.zeros(5, 4), torch.zeros(5, 3))
-        >>> torch.allclose(y, x, atol=1e-6), torch.allclose(log_det, torch.zeros(5), atol=1e-6)
-        (True, True)
+    Examples
+    --------
+    >>> x = torch.linspace(-2, 2, 5)
+    >>> y, log_det = rational_quadratic_spline(x, torch.zeros(5, 4), torch.zeros(5, 4), torch.zeros(5, 3))
+    >>> torch.allclose(y, x, atol=1e-6), torch.allclose(log_det, torch.zeros(5), atol=1e-6)
+    (True, True)
     """
     dim = bin_dim % widths.dim()
     x_knots, y_knots = _knots(widths, dim, MIN_BIN_WIDTH), _knots(heights, dim, MIN_BIN_HEIGHT)
@@ -229,27 +237,37 @@ class _FusedSpline(torch.autograd.Function):
 class StackedSplineFlow(StackedFlow):
     """``S`` autoregressive rational-quadratic spline flows of ``n_layers`` layers each.
 
-    Args:
-        n_stack: flows on the stack axis.
-        dim: dimension D of the data.
-        hidden_units: hidden layer widths of each layer's MADE.
-        n_layers: spline layers per flow (order reversed between layers).
-        activation: hidden units' activation (flowmix.nn.ACTIVATIONS).
-        generator: seeds the initial weights.
-        n_bins: bins of every spline.
-        bound_margin: the interval reaches this fraction of the data's half-range beyond the data's
-            bounding box on each side (see the module notes).
-
     The MADEs' output layers start at zero, so every flow starts as the identity map and every
     component's initial density is its base normal.
 
-    Example:
-        >>> flow = StackedSplineFlow(4, 2, n_bins=6)
-        >>> flow.prepare(torch.rand(100, 2))
-        >>> x = torch.rand(2, 7)
-        >>> z, log_det = flow.to_latent_columns(x)
-        >>> torch.allclose(flow.to_data(z.transpose(1, 2)).transpose(1, 2), x.expand(4, 2, 7), atol=1e-5)
-        True
+    Parameters
+    ----------
+    n_stack : int
+        Flows on the stack axis.
+    dim : int
+        Dimension D of the data.
+    hidden_units : sequence of int, default=(64,)
+        Hidden layer widths of each layer's MADE.
+    n_layers : int, default=3
+        Spline layers per flow (order reversed between layers).
+    activation : str, default="tanh"
+        Hidden units' activation (flowmix.nn.ACTIVATIONS).
+    generator : torch.Generator or None, default=None
+        Seeds the initial weights.
+    n_bins : int, default=8
+        Bins of every spline.
+    bound_margin : float, default=0.1
+        The interval reaches this fraction of the data's half-range beyond the data's bounding
+        box on each side (see the module notes).
+
+    Examples
+    --------
+    >>> flow = StackedSplineFlow(4, 2, n_bins=6)
+    >>> flow.prepare(torch.rand(100, 2))
+    >>> x = torch.rand(2, 7)
+    >>> z, log_det = flow.to_latent_columns(x)
+    >>> torch.allclose(flow.to_data(z.transpose(1, 2)).transpose(1, 2), x.expand(4, 2, 7), atol=1e-5)
+    True
     """
 
     family = "spline"
