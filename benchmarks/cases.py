@@ -59,9 +59,17 @@ def flowmix_step(case: dict, columns: torch.Tensor, compile_loss: bool = False) 
     """One Adam step of the batched mixture on ``columns`` (D, N), as flowmix.training takes it."""
     gen = torch.Generator().manual_seed(0)
     means = torch.rand(case["restarts"], case["k"], case["dim"], generator=gen)
+    flow_params = {"n_bins": case["bins"]} if case.get("flow") == "spline" else None
     flows = make_flow(
-        "maf", case["restarts"] * case["k"], case["dim"], hidden_units=(case["hidden"],), generator=gen
+        case.get("flow", "maf"),
+        case["restarts"] * case["k"],
+        case["dim"],
+        hidden_units=(case["hidden"],),
+        n_layers=case.get("layers", 1),
+        generator=gen,
+        flow_params=flow_params,
     )
+    flows.prepare(columns.T)
     model = MixtureOfFlows(flows, means, 0.1)
     optimizer = make_optimizer(model, 1e-3)
 

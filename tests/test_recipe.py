@@ -45,7 +45,7 @@ def test_spectral_start_separates_the_circles(circles):
 
 def test_spectral_start_on_a_subsample_labels_every_point(circles, monkeypatch):
     X, y = circles
-    monkeypatch.setattr(init, "SPECTRAL_MAX_POINTS", 150)
+    monkeypatch.setattr(init, "SPECTRAL_MAX_POINTS", 200)
     start = init.spectral_partition(X.astype(np.float32), 1, 2, np.random.RandomState(0))
     assert adjusted_rand_score(y, start.responsibilities[0].argmax(1)) > 0.95
 

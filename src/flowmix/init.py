@@ -158,6 +158,8 @@ def spectral_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.ra
     from sklearn.cluster import KMeans
     from sklearn.neighbors import KNeighborsClassifier
 
+    if n_components == 1 or len(X) <= max(n_components, 2):
+        return kmeans_partition(X, n_init, n_components, rng)  # too few points for a graph
     subset = np.arange(len(X))
     if len(X) > SPECTRAL_MAX_POINTS:
         subset = np.sort(rng.choice(len(X), SPECTRAL_MAX_POINTS, replace=False))

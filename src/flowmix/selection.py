@@ -72,6 +72,8 @@ def graph_cut(
     from flowmix.training import joint_log_prob_in_chunks
 
     points = train.T.double().cpu().numpy()
+    if density.n_components == 1 or len(points) < 3:
+        return np.zeros(density.n_restarts)  # nothing to cut
     graph = kneighbors_graph(points, min(10, len(points) - 1), include_self=False)
     graph = (graph + graph.T).tocsr()
     degree = np.asarray(graph.sum(axis=1)).ravel()
