@@ -36,6 +36,7 @@ from predict_throughput import predict_throughput
 from vs_zuko import compare as zuko_compare
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+KEEP_MARKER = "<!-- Sections below come from their own commands; run_all.py keeps them. -->"
 
 
 def toy_protocol_seconds(device: str) -> float:
@@ -165,7 +166,10 @@ def main() -> None:
                 f"| {row['method']} | {row['sklearn_seconds']:.1f} s | {row['torch_seconds']:.1f} s | "
                 f"{row['sklearn_objective']:.4f} | {row['torch_objective']:.4f} |"
             )
-    RESULTS.write_text("\n".join(lines) + "\n")
+    # Sections measured by their own commands (below the marker) are kept as they are.
+    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    kept = previous[previous.index(KEEP_MARKER) :] if KEEP_MARKER in previous else ""
+    RESULTS.write_text("\n".join(lines) + "\n\n" + kept)
     print(f"\nwritten to {RESULTS}")
 
 
