@@ -140,3 +140,14 @@ def test_default_recipe_separates_the_circles_and_predicts_new_points(circles):
     X_new, y_new = make_circles(200, noise=0.03, factor=0.5, random_state=1)
     assert adjusted_rand_score(y_new, model.predict(X_new)) > 0.95
     assert np.isfinite(model.score_samples(X_new)).all()
+
+
+def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(blobs, tmp_path):
+    X, y = blobs
+    model = FlowMixture(
+        3, init=y, selection="likelihood", n_init=1, n_epochs=2, pretrain_epochs=5, random_state=0
+    )
+    loaded = FlowMixture.load(model.fit(X).save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(ValueError, match="pass init= .a strategy name or the labels. to fit it again"):
+        loaded.fit(X)

@@ -452,6 +452,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not isinstance(fraction, Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}.")
         registries = [("flow", FLOW_FAMILIES), ("algorithm", ALGORITHMS), ("selection", SELECTIONS)]
+        if self.init is None:
+            raise ValueError(
+                "init=None: this model was loaded from a file fitted from an array of labels, which the "
+                "file does not keep; pass init= (a strategy name or the labels) to fit it again."
+            )
         if isinstance(self.init, str):
             registries.append(("init", INITIALISATIONS))
         elif self.selection == "validation":

@@ -60,6 +60,8 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         params["flow_params"] = dict(params["flow_params"])
     if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
         params["random_state"] = None  # a RandomState object has no JSON form
+    if not isinstance(params["init"], str):
+        params["init"] = None  # the user's labels are not kept; refitting needs them again
     config = {
         "format": "flowmix-model",
         "format_version": FORMAT_VERSION,
