@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from flowmix.nn import StackedMaskedLinear
+from flowmix.nn import StackedMADE, StackedMaskedLinear
 
 Scale = float | Tensor
 """A base standard deviation: one float shared by every flow and dimension, or (S, D)."""
@@ -156,3 +157,41 @@ class StackedFlow(nn.Module):
             if hasattr(module, "fused"):
                 module.fused = bool(fused)
         return self
+
+
+class AutoregressiveFlow(StackedFlow):
+    """Base of the families whose layers take their parameters from a stacked MADE.
+
+    Holds the architecture every such family shares (``hidden_units``, ``n_layers``,
+    ``activation``) and one :class:`~flowmix.nn.StackedMADE` per layer with ``n_params``
+    outputs per dimension, in ``self.mades``. :meth:`config` returns the architecture; a family
+    with options of its own adds them by overriding :meth:`options`.
+    """
+
+    def __init__(
+        self,
+        n_stack: int,
+        dim: int,
+        hidden_units: Sequence[int],
+        n_layers: int,
+        activation: str,
+        generator: torch.Generator | None,
+        n_params: int,
+    ):
+        super().__init__(n_stack, dim)
+        self.hidden_units, self.n_layers, self.activation = tuple(hidden_units), n_layers, activation
+        self.mades = nn.ModuleList(
+            StackedMADE(n_stack, dim, hidden_units, n_params, activation, generator) for _ in range(n_layers)
+        )
+
+    def options(self) -> dict[str, Any]:
+        """The family's own keyword arguments (its ``flow_params``), JSON-serialisable."""
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        architecture = {
+            "hidden_units": list(self.hidden_units),
+            "n_layers": self.n_layers,
+            "activation": self.activation,
+        }
+        return {**architecture, **self.options()}

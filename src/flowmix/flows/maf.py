@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from flowmix.flows.base import Scale, StackedFlow
+from flowmix.flows.base import AutoregressiveFlow, Scale
 from flowmix.fused import affine_normal_log_prob
-from flowmix.nn import StackedMADE
 
 
-class StackedMAF(StackedFlow):
+class StackedMAF(AutoregressiveFlow):
     """``S`` MAFs of ``n_layers`` MADE layers each, evaluated with one bmm per network layer.
 
     Parameters
@@ -59,18 +57,8 @@ class StackedMAF(StackedFlow):
         activation: str = "tanh",
         generator: torch.Generator | None = None,
     ):
-        super().__init__(n_stack, dim)
-        self.hidden_units, self.n_layers, self.activation = tuple(hidden_units), n_layers, activation
-        self.mades = nn.ModuleList(
-            StackedMADE(n_stack, dim, hidden_units, 2, activation, generator) for _ in range(n_layers)
-        )
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "hidden_units": list(self.hidden_units),
-            "n_layers": self.n_layers,
-            "activation": self.activation,
-        }
+        # Two outputs per dimension: shift and log-scale.
+        super().__init__(n_stack, dim, hidden_units, n_layers, activation, generator, n_params=2)
 
     def floats_per_point(self) -> int:
         return sum(self.hidden_units) * self.n_layers + 4 * self.dim

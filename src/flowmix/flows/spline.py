@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-from flowmix.flows.base import StackedFlow
+from flowmix.flows.base import AutoregressiveFlow
 from flowmix.nn import StackedMADE
 
 MIN_BIN_WIDTH = 1e-3
@@ -234,7 +234,7 @@ class _FusedSpline(torch.autograd.Function):
         return grad_x, grad_widths, grad_heights, grad_derivatives
 
 
-class StackedSplineFlow(StackedFlow):
+class StackedSplineFlow(AutoregressiveFlow):
     """``S`` autoregressive rational-quadratic spline flows of ``n_layers`` layers each.
 
     The MADEs' output layers start at zero, so every flow starts as the identity map and every
@@ -284,17 +284,13 @@ class StackedSplineFlow(StackedFlow):
         n_bins: int = 8,
         bound_margin: float = 0.1,
     ):
-        super().__init__(n_stack, dim)
         if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 2:
             raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}.")
         if not isinstance(bound_margin, (int, float)) or not 0 <= bound_margin < math.inf:
             raise ValueError(f"bound_margin must be a finite number >= 0, got {bound_margin!r}.")
-        self.hidden_units, self.n_layers, self.activation = tuple(hidden_units), n_layers, activation
+        # B widths, B heights and B - 1 inner derivatives per dimension.
+        super().__init__(n_stack, dim, hidden_units, n_layers, activation, generator, n_params=3 * n_bins - 1)
         self.n_bins, self.bound_margin = n_bins, float(bound_margin)
-        self.mades = nn.ModuleList(
-            StackedMADE(n_stack, dim, hidden_units, 3 * n_bins - 1, activation, generator)
-            for _ in range(n_layers)
-        )
         with torch.no_grad():
             for made in self.mades:
                 made.layers[-1].weight.zero_()
@@ -302,14 +298,8 @@ class StackedSplineFlow(StackedFlow):
         self.register_buffer("centre", torch.zeros(dim))
         self.register_buffer("half_width", torch.full((dim,), 3.0))
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "hidden_units": list(self.hidden_units),
-            "n_layers": self.n_layers,
-            "activation": self.activation,
-            "n_bins": self.n_bins,
-            "bound_margin": self.bound_margin,
-        }
+    def options(self) -> dict[str, Any]:
+        return {"n_bins": self.n_bins, "bound_margin": self.bound_margin}
 
     def floats_per_point(self) -> int:
         # The MADE's hidden units and outputs, then about a dozen (D, B) tensors per layer.
