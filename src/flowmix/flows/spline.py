@@ -173,10 +173,14 @@ class _FusedSpline(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx, x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        n_bins = widths.shape[1]
+    def forward(ctx, x: Tensor, params: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+        # The whole (S, 3B - 1, D, N) output of the MADE comes in, so that its gradient leaves as
+        # one tensor: three slices would each cost autograd a zero-filled full-size gradient.
+        widths, heights, derivatives = (
+            params[:, :n_bins],
+            params[:, n_bins : 2 * n_bins],
+            params[:, 2 * n_bins :],
+        )
         p, q = torch.softmax(widths, dim=1), torch.softmax(heights, dim=1)
         cum_p = torch.cumsum(p, dim=1)
         inside = (x >= -1) & (x <= 1)
@@ -203,7 +207,7 @@ class _FusedSpline(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, None]:
         t, k, inside, p, q, derivatives, *bin_terms = ctx.saved_tensors
         n_bins = p.shape[1]
         with torch.enable_grad():
@@ -231,7 +235,7 @@ class _FusedSpline(torch.autograd.Function):
             at[:, :-1], g_dhigh[:, None], 0.0
         )
         grad_derivatives = g_slopes.mul_(torch.sigmoid(derivatives + _IDENTITY_OFFSET))
-        return grad_x, grad_widths, grad_heights, grad_derivatives
+        return grad_x, torch.cat([grad_widths, grad_heights, grad_derivatives], dim=1), None
 
 
 class StackedSplineFlow(AutoregressiveFlow):
@@ -319,9 +323,9 @@ class StackedSplineFlow(AutoregressiveFlow):
         """One spline layer on u (S, D, N) with parameters from ``condition`` (S, D, N) or (D, N)."""
         params = made(condition)  # (S, 3B - 1, D, N): the bins on axis 1, points contiguous
         bins = self.n_bins
-        widths, heights, derivatives = params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
         if self.fused and not inverse:
-            return _FusedSpline.apply(u, widths, heights, derivatives)
+            return _FusedSpline.apply(u, params, bins)
+        widths, heights, derivatives = params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
         return rational_quadratic_spline(u, widths, heights, derivatives, inverse, bin_dim=1)
 
     def _n_flips(self) -> int:
