@@ -96,11 +96,17 @@ def pretrain(
     of EM for the flows. ``responsibilities`` (R, K, N) are fixed (hard 0/1 or soft).
     """
 
+    return minimise(density, columns, _m_step_objective(lambda: responsibilities), config)
+
+
+def _m_step_objective(responsibilities: Callable[[], Tensor]) -> BatchObjective:
+    """``-sum_k r_nk log flow_k(x_n)`` on a batch, averaged, per restart; r (R, K, N) read at each call."""
+
     def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
-        weights = responsibilities[:, :, index]
+        weights = responsibilities()[:, :, index]
         return -(weights * density.component_log_prob_columns(batch)).sum(1).mean(-1)
 
-    return minimise(density, columns, objective, config)
+    return objective
 
 
 # A component's weight never falls below this fraction of 1/K in the EM algorithms: an emptied
@@ -151,10 +157,7 @@ def expectation_maximisation(
         state["r"] = r
         _set_weights(density, r.sum(-1))
 
-    def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
-        return -(state["r"][:, :, index] * density.component_log_prob_columns(batch)).sum(1).mean(-1)
-
-    return minimise(density, columns, objective, config, epoch_start=e_step)
+    return minimise(density, columns, _m_step_objective(lambda: state["r"]), config, epoch_start=e_step)
 
 
 def hard_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
