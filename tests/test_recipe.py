@@ -112,7 +112,7 @@ def test_hard_em_weights_are_the_shares_held_above_the_floor():
     np.testing.assert_allclose(weights.detach().numpy(), [1 / (1 + floor), floor / (1 + floor)], rtol=1e-6)
 
 
-def test_graph_cut_prefers_the_partition_along_the_gap(circles):
+def test_graph_cut_prefers_the_partition_along_the_gap(circles, monkeypatch):
     X, y = circles
     columns = torch.as_tensor(X.T, dtype=torch.float32)
     density = MixtureOfFlows(make_flow("maf", 4, 2), torch.zeros(2, 2, 2), 1.0)
@@ -124,12 +124,8 @@ def test_graph_cut_prefers_the_partition_along_the_gap(circles):
         return joint
 
     halves = (X[:, 0] > 0).astype(int)
-    original = training.joint_log_prob_in_chunks
-    try:
-        training.joint_log_prob_in_chunks = labels_from(np.stack([y, halves]))
-        scores = selection.graph_cut(None, density, columns, None)
-    finally:
-        training.joint_log_prob_in_chunks = original
+    monkeypatch.setattr(selection, "joint_log_prob_in_chunks", labels_from(np.stack([y, halves])))
+    scores = selection.graph_cut(None, density, columns, None)
     assert scores[0] == 0 < scores[1]
 
 

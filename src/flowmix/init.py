@@ -287,9 +287,8 @@ def initialise(
         return from_user_assignments(X, init, n_init, n_components)
     if init not in INITIALISATIONS:
         raise ValueError(f"init must be one of {list(INITIALISATIONS)} or an array of labels, got {init!r}.")
-    name = init
-    start = INITIALISATIONS[name](X, n_init, n_components, rng)
+    start = INITIALISATIONS[init](X, n_init, n_components, rng)
     shape = (n_init, n_components, X.shape[1])
     if start.means.shape != shape or (start.scales is not None and start.scales.shape != shape):
-        raise RuntimeError(f"init {name!r} returned means/scales not of shape {shape}.")
+        raise RuntimeError(f"init {init!r} returned means/scales not of shape {shape}.")
     return start

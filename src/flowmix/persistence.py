@@ -112,9 +112,8 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
         )
     config = _migrate(config)
     params = config["params"]
-    for key in ("hidden_units",):
-        if params.get(key) is not None:
-            params[key] = tuple(params[key])
+    if params.get("hidden_units") is not None:
+        params["hidden_units"] = tuple(params["hidden_units"])
     if device is not None:
         params["device"] = device
     model = cls(**params)

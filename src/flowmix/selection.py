@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from flowmix.density import MixtureOfFlows
-from flowmix.training import TrainResult
+from flowmix.training import TrainResult, joint_log_prob_in_chunks
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
 
@@ -35,8 +35,6 @@ def final_loss(
 
 
 def _mean_nll(density: MixtureOfFlows, columns: Tensor) -> np.ndarray:
-    from flowmix.training import joint_log_prob_in_chunks
-
     joint = joint_log_prob_in_chunks(density, columns)
     return (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
 
@@ -68,8 +66,6 @@ def graph_cut(
     out of a cluster.
     """
     from sklearn.neighbors import kneighbors_graph
-
-    from flowmix.training import joint_log_prob_in_chunks
 
     points = train.T.double().cpu().numpy()
     if density.n_components == 1 or len(points) < 3:

@@ -40,8 +40,8 @@ _IDENTITY_OFFSET = math.log(math.expm1(1 - MIN_DERIVATIVE))
 def _knots(raw: Tensor, dim: int, minimum: float) -> Tensor:
     """Bin edges on [-1, 1] from unnormalised sizes (B along ``dim``): B + 1 edges, each bin >= ``minimum``.
 
-    Edge j sits at 2 (minimum j + (1 - minimum B) sum_{i<j} softmax_i) - 1, the arithmetic of the
-    fused step (:class:`_FusedSpline`), so that both directions place a point in the same bin.
+    Edge j sits at 2 (minimum j + (1 - minimum B) sum_{i<j} softmax_i) - 1, the edges the fused
+    step (:class:`_FusedSpline`) computes, up to rounding in the last bits.
     """
     n_bins = raw.shape[dim]
     shape = [1] * raw.dim()
