@@ -23,13 +23,27 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from flowmix._memory import reuse_freed_memory
+from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.init import INITIALISATIONS, Start, initialise
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import SELECTIONS, select
-from flowmix.training import ALGORITHMS, TrainConfig, get_algorithm, pretrain
+from flowmix.training import ALGORITHMS, TrainConfig, TrainResult, get_algorithm, pretrain
+
+# Parameters that change where or how visibly a fit runs, not its result: a checkpoint written
+# under other values of these still belongs to the same fit.
+_NOT_FINGERPRINTED = frozenset(
+    {
+        "verbose",
+        "device",
+        "random_state",
+        "checkpoint_dir",
+        "checkpoint_every_epochs",
+        "checkpoint_every_seconds",
+    }
+)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -96,9 +110,17 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         normalised cut of the training points' 10-nearest-neighbour graph; ``"validation"``,
         the held-out likelihood; ``"likelihood"``, the training likelihood; ``"loss"``, the
         lowest final training loss (the paper's).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the points and stop each restart once the mixture's
+        NLL on them has not improved by ``tol`` for ``n_iter_no_change`` epochs; each restart
+        keeps the parameters of its best epoch. Pretraining is not affected.
     validation_fraction : float, default=0.1
-        Share of the points held out for ``selection="validation"`` (never used for training
-        then).
+        Share of the points held out for ``early_stopping`` and ``selection="validation"``
+        (one split, never used for training).
+    n_iter_no_change : int, default=10
+        Epochs without improvement that stop a restart (``early_stopping`` only).
+    tol : float, default=1e-4
+        Smallest decrease of the validation NLL that counts as an improvement.
     pretrain_epochs : int, default=100
         Epochs each component trains on its own cluster before ``algorithm`` runs (only for
         initialisations that give clusters).
@@ -113,6 +135,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     device : str, default="cpu"
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     random_state : int, RandomState or None, default=None
+    checkpoint_dir : str or path, default=None
+        Directory where the fit writes a checkpoint (model, Adam state, random generator state,
+        epoch, losses so far) atomically, every ``checkpoint_every_epochs`` epochs and/or
+        ``checkpoint_every_seconds`` seconds, and at the end of each phase. If it already holds
+        a checkpoint of the same settings and data, ``fit`` continues from it; the result is
+        bit-identical to an uninterrupted fit on the same machine (with ``random_state=None``
+        the interrupted fit's seed is reused). A checkpoint of other settings or data is
+        refused. None: no checkpoints.
+    checkpoint_every_epochs : int or None, default=10
+    checkpoint_every_seconds : float or None, default=None
     verbose : bool, default=False
         Show a progress bar with the loss.
 
@@ -133,6 +165,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     best_restart_ : int
     n_iter_ : int
         Epochs the kept restart ran.
+    best_epoch_ : int or None
+        With ``early_stopping``: the epoch (0-based) whose parameters the kept restart holds.
+    validation_loss_curve_ : ndarray of shape (n_iter_,) or None
+        With ``early_stopping``: the kept restart's validation NLL after every epoch.
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training point.
     n_features_in_ : int
@@ -163,7 +199,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         init: str | np.ndarray = "auto",
         algorithm: str = "hard-em",
         selection: str = "graph-cut",
+        early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
         pretrain_epochs: int = 100,
         n_epochs: int = 200,
         batch_size: int = 512,
@@ -172,6 +211,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         shuffle: bool = True,
         device: str = "cpu",
         random_state: Any = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every_epochs: int | None = 10,
+        checkpoint_every_seconds: float | None = None,
         verbose: bool = False,
     ):
         self.n_components = n_components
@@ -184,7 +226,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.init = init
         self.algorithm = algorithm
         self.selection = selection
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.pretrain_epochs = pretrain_epochs
         self.n_epochs = n_epochs
         self.batch_size = batch_size
@@ -193,6 +238,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.shuffle = shuffle
         self.device = device
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every_epochs = checkpoint_every_epochs
+        self.checkpoint_every_seconds = checkpoint_every_seconds
         self.verbose = verbose
 
     @classmethod
@@ -227,11 +275,19 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         device = self._torch_device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        checkpoint, resumed = self._open_checkpoint(X, seed)
+        if resumed is not None:
+            seed = resumed.context["seed"]
         train_X, validation_X = self._split_validation(X, seed)
         start = initialise(self.init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
         density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed)).to(device)
         # Points as columns (D, N), built once: the layout of every layer (see flowmix.nn).
         columns = torch.as_tensor(np.ascontiguousarray(train_X.T), dtype=torch.float32, device=device)
+        validation = None
+        if validation_X is not None:
+            validation = torch.as_tensor(
+                np.ascontiguousarray(validation_X.T), dtype=torch.float32, device=device
+            )
         config = TrainConfig(
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
@@ -241,41 +297,70 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             verbose=self.verbose,
             callback=callback,
             callback_every=callback_every,
+            validation=validation if self.early_stopping else None,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            checkpoint=checkpoint,
+            resume=resumed,
         )
-        if start.responsibilities is not None and self.pretrain_epochs > 0:
+        pretrained = resumed is not None and resumed.covers("pretrain")
+        if start.responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
             responsibilities = torch.as_tensor(start.responsibilities, dtype=torch.float32, device=device)
-            pretrain_config = dataclasses.replace(config, n_epochs=self.pretrain_epochs, callback=None)
+            pretrain_config = dataclasses.replace(
+                config, n_epochs=self.pretrain_epochs, callback=None, validation=None, phase="pretrain"
+            )
             pretrain(density, columns, responsibilities.transpose(1, 2), pretrain_config)
         result = get_algorithm(self.algorithm)(density, columns, config)
         self._check_failures(result.stopped_epoch)
-        validation = None
-        if validation_X is not None:
-            validation = torch.as_tensor(
-                np.ascontiguousarray(validation_X.T), dtype=torch.float32, device=device
-            )
         best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
         # Inference runs in float64: results for a point then depend on which other points share
         # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
         # with the batch shape).
-        self._set_fitted(density.take_restart(best).double(), result.losses, best, result.n_epochs_run)
+        self._set_fitted(density.take_restart(best).double(), result, best)
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self
 
     def _split_validation(self, X: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(training points, validation points or None): only ``selection="validation"`` holds points out."""
-        if self.selection != "validation":
+        if self.selection != "validation" and not self.early_stopping:
             return X, None
         n_validation = round(self.validation_fraction * len(X))
         if n_validation < 1 or len(X) - n_validation < self.n_components:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves {n_validation} validation and "
-                f"{len(X) - n_validation} training points of {len(X)}; selection='validation' needs at least "
-                f"one validation point and n_components={self.n_components} training points. Pass more "
-                "data, change validation_fraction, or use selection='likelihood'."
+                f"{len(X) - n_validation} training points of {len(X)}; early_stopping and "
+                "selection='validation' need at least one validation point and "
+                f"n_components={self.n_components} training points. Pass more data, change "
+                "validation_fraction, or use early_stopping=False and selection='likelihood'."
             )
         order = np.random.RandomState(seed + 2).permutation(len(X))
         return X[np.sort(order[n_validation:])], X[np.sort(order[:n_validation])]
+
+    def _open_checkpoint(self, X: np.ndarray, seed: int) -> tuple[FitCheckpoint | None, Resumed | None]:
+        """The fit's checkpoint writer and the checkpoint to continue from, if ``checkpoint_dir`` is set."""
+        if self.checkpoint_dir is None:
+            return None, None
+        from flowmix import __version__
+
+        settings = {k: v for k, v in self.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
+        if not isinstance(self.init, str):
+            settings["init"] = fingerprint({}, np.asarray(self.init))
+        settings["flowmix"] = __version__
+        checkpoint = FitCheckpoint(
+            self.checkpoint_dir,
+            fingerprint(settings, X),
+            every_epochs=self.checkpoint_every_epochs,
+            every_seconds=self.checkpoint_every_seconds,
+        )
+        resumed = checkpoint.load()
+        if resumed is not None and self.random_state is not None and resumed.context["seed"] != seed:
+            raise ValueError(
+                f"The checkpoint in {self.checkpoint_dir} is of a fit with another random_state; pass the "
+                "interrupted fit's random_state to resume it, or another checkpoint_dir to start afresh."
+            )
+        checkpoint.context = {"seed": seed if resumed is None else resumed.context["seed"]}
+        return checkpoint, resumed
 
     def _initial_density(self, start: Start, X: np.ndarray, generator: torch.Generator) -> MixtureOfFlows:
         """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``)."""
@@ -314,13 +399,18 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-    def _set_fitted(self, density: MixtureOfFlows, losses: np.ndarray, best: int, n_iter: int) -> None:
+    def _set_fitted(self, density: MixtureOfFlows, result: TrainResult, best: int) -> None:
         """Store the kept restart's density (R = 1) and the attributes derived from it."""
         self.density_ = density
-        self.losses_ = losses
-        self.loss_curve_ = losses[best].copy()
+        self.losses_ = result.losses
         self.best_restart_ = best
-        self.n_iter_ = n_iter
+        self.n_iter_ = result.n_epochs_run
+        self.best_epoch_ = self.validation_loss_curve_ = None
+        if result.epochs_trained is not None:
+            self.n_iter_ = int(result.epochs_trained[best])
+            self.best_epoch_ = int(result.best_epoch[best])
+            self.validation_loss_curve_ = result.validation_losses[best, : self.n_iter_].copy()
+        self.loss_curve_ = result.losses[best, : self.n_iter_].copy()
         self.weights_ = density.log_weights()[0].exp().detach().cpu().numpy().astype(np.float64)
         self.base_means_ = density.base_means[0].cpu().numpy().astype(np.float64)
         if density.base_scales is None:
@@ -421,8 +511,25 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-        for name in ("n_components", "n_epochs", "batch_size", "n_init"):
+        for name in ("n_components", "n_epochs", "batch_size", "n_init", "n_iter_no_change"):
             positive_int(name, getattr(self, name))
+        if self.checkpoint_every_epochs is not None:
+            positive_int("checkpoint_every_epochs", self.checkpoint_every_epochs)
+        seconds = self.checkpoint_every_seconds
+        if seconds is not None and (not isinstance(seconds, Real) or not 0 < seconds < math.inf):
+            raise ValueError(f"checkpoint_every_seconds must be a positive number or None, got {seconds!r}.")
+        if not isinstance(self.tol, Real) or not 0 <= self.tol < math.inf:
+            raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
+        if not isinstance(self.early_stopping, bool | np.bool_):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        if self.checkpoint_dir is not None:
+            if not isinstance(self.checkpoint_dir, str | os.PathLike):
+                raise TypeError(f"checkpoint_dir must be a path or None, got {self.checkpoint_dir!r}.")
+            if Path(self.checkpoint_dir).exists() and not Path(self.checkpoint_dir).is_dir():
+                raise ValueError(
+                    f"checkpoint_dir={str(self.checkpoint_dir)!r} is a file; pass a directory (it is created "
+                    "if missing)."
+                )
         if self.n_layers is not None:
             positive_int("n_layers", self.n_layers)
         for name in ("base_std", "learning_rate"):
@@ -459,10 +566,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         if isinstance(self.init, str):
             registries.append(("init", INITIALISATIONS))
-        elif self.selection == "validation":
+        elif self.selection == "validation" or self.early_stopping:
             raise ValueError(
-                "init given as an array labels every training point, but selection='validation' holds some "
-                "points out; use selection='likelihood' or 'loss' with an array init."
+                "init given as an array labels every training point, but early_stopping and "
+                "selection='validation' hold some points out; use early_stopping=False and "
+                "selection='likelihood' or 'loss' with an array init."
             )
         for name, registry in registries:
             value = getattr(self, name)

@@ -23,7 +23,7 @@ Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.
 def final_loss(
     result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
 ) -> np.ndarray:
-    """The training loss of the last epoch: the paper's rule.
+    """The training loss of the last epoch: the paper's rule (with early stopping, of the kept epoch).
 
     Examples
     --------
@@ -31,6 +31,9 @@ def final_loss(
     >>> final_loss(result, None, None, None).tolist()
     [2.0, 1.0]
     """
+    if result.best_epoch is not None:
+        kept = np.maximum(result.best_epoch, 0)
+        return result.losses[np.arange(len(kept)), kept].astype(np.float64)
     return result.losses[:, -1].astype(np.float64)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from flowmix._memory import reuse_freed_memory
+from flowmix.checkpoint import FitCheckpoint, Resumed
 from flowmix.density import MixtureOfFlows
 
 
@@ -37,19 +39,28 @@ class TrainResult:
         Epoch at which a restart's loss became non-finite, -1 if never.
     n_epochs_run : int
         Epochs run before the loop ended (all restarts stopped ends it early).
+    validation_losses : ndarray of shape (R, E) or None
+        With early stopping: the mixture's mean NLL on the validation points after every epoch.
+    best_epoch : ndarray of shape (R,) or None
+        With early stopping: the epoch whose parameters each restart kept (-1: none improved).
+    epochs_trained : ndarray of shape (R,) or None
+        With early stopping: epochs each restart trained before it stopped.
     """
 
     losses: np.ndarray
     stopped_epoch: np.ndarray
     n_epochs_run: int
+    validation_losses: np.ndarray | None = None
+    best_epoch: np.ndarray | None = None
+    epochs_trained: np.ndarray | None = None
 
 
 @dataclass
 class TrainConfig:
     """Settings every training algorithm takes (the estimator's parameters of the same names).
 
-    ``callback(epochs_done, density)`` is called before the first epoch and after every
-    ``callback_every`` epochs.
+    ``callback(epochs_done, density)`` is called before the first epoch (or, when resuming, the
+    first epoch this process runs) and after every ``callback_every`` epochs.
     """
 
     n_epochs: int
@@ -60,6 +71,14 @@ class TrainConfig:
     verbose: bool = False
     callback: Callable[[int, MixtureOfFlows], None] | None = None
     callback_every: int = 50
+    # Early stopping: restarts stop once the mixture NLL of these points (D, M) stops improving.
+    validation: Tensor | None = None
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    # Checkpoints: where to write them, which phase of the fit this is, and one to continue from.
+    checkpoint: FitCheckpoint | None = None
+    phase: str = "train"
+    resume: Resumed | None = None
 
 
 BatchObjective = Callable[[MixtureOfFlows, Tensor, Tensor | slice], Tensor]
@@ -199,6 +218,188 @@ def get_algorithm(name: str) -> Callable[[MixtureOfFlows, Tensor, TrainConfig], 
     return ALGORITHMS[name]
 
 
+@dataclass
+class _LoopState:
+    """The mini-batch loop's bookkeeping: what a checkpoint must hold besides the model and Adam."""
+
+    epoch_losses: Tensor  # (E, R) on the device, filled epoch by epoch
+    alive: Tensor  # (R,) bool on the device: restarts whose loss stayed finite (as of the last sync)
+    losses: np.ndarray  # (R, E) host copy, filled at each sync
+    stopped: np.ndarray  # (R,) first non-finite epoch, -1 if none
+    synced_upto: int = 0
+    steps_since_sync: int = 0
+    epochs_run: int = 0
+    done: bool = False
+
+    @classmethod
+    def fresh(cls, n_epochs: int, n_restarts: int, device: torch.device) -> _LoopState:
+        return cls(
+            epoch_losses=torch.full((n_epochs, n_restarts), float("nan"), device=device),
+            alive=torch.ones(n_restarts, dtype=torch.bool, device=device),
+            losses=np.full((n_restarts, n_epochs), np.nan),
+            stopped=np.full(n_restarts, -1),
+        )
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {
+            "loop.epoch_losses": self.epoch_losses,
+            "loop.alive": self.alive,
+            "loop.losses": torch.from_numpy(self.losses),
+            "loop.stopped": torch.from_numpy(self.stopped.astype(np.int64)),
+        }
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "synced_upto": self.synced_upto,
+            "steps_since_sync": self.steps_since_sync,
+            "epochs_run": self.epochs_run,
+            "done": self.done,
+        }
+
+    def restore(self, tensors: dict[str, Tensor], meta: dict[str, Any], device: torch.device) -> None:
+        self.epoch_losses = tensors["loop.epoch_losses"].to(device)
+        self.alive = tensors["loop.alive"].to(device)
+        self.losses = tensors["loop.losses"].numpy().copy()
+        self.stopped = tensors["loop.stopped"].numpy().copy()
+        for name in ("synced_upto", "steps_since_sync", "epochs_run", "done"):
+            setattr(self, name, meta[name])
+
+
+class _EarlyStopping:
+    """Per-restart early stopping on the validation points' mixture NLL, keeping each best epoch.
+
+    A restart stops training once its validation NLL has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs (scikit-learn's rule); its parameters of the best epoch are copied
+    aside whenever it improves and put back at the end.
+    """
+
+    def __init__(self, model: MixtureOfFlows, config: TrainConfig):
+        self.model, self.validation = model, config.validation
+        self.patience, self.tol = config.n_iter_no_change, config.tol
+        n_restarts = model.n_restarts
+        self.scores = np.full((n_restarts, config.n_epochs), np.nan)
+        self.best_score = np.full(n_restarts, np.inf)
+        self.best_epoch = np.full(n_restarts, -1)
+        self.wait = np.zeros(n_restarts, dtype=np.int64)
+        self.finished = np.full(n_restarts, -1)  # epochs a restart trained before it stopped, -1 if not
+        self.best = {name: t.detach().clone() for name, t in self._per_restart().items()}
+
+    def _per_restart(self) -> dict[str, Tensor]:
+        """Views of every stacked tensor with the restart as leading axis."""
+        r, k = self.model.n_restarts, self.model.n_components
+        views = {}
+        for name, tensor in self.model.state_dict(keep_vars=True).items():
+            if tensor is None or tensor.dim() == 0:
+                continue
+            if tensor.shape[0] == r * k:
+                views[name] = tensor.data.view(r, k, *tensor.shape[1:])
+            elif tensor.shape[0] == r and name == "logits":
+                views[name] = tensor.data
+        return views
+
+    def training(self, device: torch.device) -> Tensor:
+        """(R,) bool: restarts still training."""
+        return torch.as_tensor(self.finished < 0, device=device)
+
+    @torch.no_grad()
+    def after_epoch(self, epoch: int, alive: np.ndarray) -> None:
+        joint = joint_log_prob_in_chunks(self.model, self.validation)
+        score = (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
+        self.scores[:, epoch] = score
+        improved = (score < self.best_score - self.tol) & alive & (self.finished < 0)
+        self.best_score = np.where(improved, score, self.best_score)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self.wait = np.where(improved, 0, self.wait + 1)
+        if improved.any():
+            keep = torch.as_tensor(improved, device=self.validation.device)
+            for name, view in self._per_restart().items():
+                self.best[name][keep] = view[keep]
+        out_of_patience = (self.wait >= self.patience) & (self.finished < 0)
+        self.finished = np.where(out_of_patience, epoch + 1, self.finished)
+
+    def restore_best(self) -> None:
+        """Put each restart's best-epoch parameters back (restarts that never improved keep theirs)."""
+        keep = torch.as_tensor(self.best_epoch >= 0, device=self.validation.device)
+        for name, view in self._per_restart().items():
+            view[keep] = self.best[name][keep]
+
+    def tensors(self) -> dict[str, Tensor]:
+        out = {f"best.{name}": t for name, t in self.best.items()}
+        for name in ("scores", "best_score", "best_epoch", "wait", "finished"):
+            out[f"stop.{name}"] = torch.from_numpy(np.asarray(getattr(self, name)))
+        return out
+
+    def restore(self, tensors: dict[str, Tensor]) -> None:
+        for name in self.best:
+            self.best[name].copy_(tensors[f"best.{name}"])
+        for name in ("scores", "best_score", "best_epoch", "wait", "finished"):
+            setattr(self, name, tensors[f"stop.{name}"].numpy().copy())
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
+    state = optimizer.state_dict()["state"]
+    return {f"adam.{i}.{name}": value for i, entry in state.items() for name, value in entry.items()}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor]) -> None:
+    saved = optimizer.state_dict()
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    saved["state"] = state
+    optimizer.load_state_dict(saved)
+
+
+def _rng_state(generator: torch.Generator | None) -> Tensor:
+    return torch.get_rng_state() if generator is None else generator.get_state()
+
+
+def _set_rng_state(generator: torch.Generator | None, state: Tensor) -> None:
+    if generator is None:
+        torch.set_rng_state(state)
+    else:
+        generator.set_state(state)
+
+
+def _write_checkpoint(
+    config: TrainConfig,
+    model: MixtureOfFlows,
+    optimizer: torch.optim.Optimizer,
+    loop: _LoopState,
+    stopper: _EarlyStopping | None,
+) -> None:
+    tensors = {f"model.{name}": t for name, t in model.state_dict().items() if t is not None}
+    tensors.update(_optimizer_tensors(optimizer))
+    tensors["rng"] = _rng_state(config.generator)
+    tensors.update(loop.tensors())
+    if stopper is not None:
+        tensors.update(stopper.tensors())
+    config.checkpoint.save(config.phase, tensors, loop.counters())
+
+
+def _resume(
+    config: TrainConfig,
+    model: MixtureOfFlows,
+    optimizer: torch.optim.Optimizer,
+    loop: _LoopState,
+    stopper: _EarlyStopping | None,
+) -> bool:
+    """Restore the loop from ``config.resume`` if it is a checkpoint of this phase; True if it was."""
+    resumed = config.resume
+    if resumed is None or resumed.phase != config.phase:
+        return False
+    tensors = resumed.tensors
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    _restore_optimizer(optimizer, tensors)
+    _set_rng_state(config.generator, tensors["rng"])
+    loop.restore(tensors, resumed.meta, loop.alive.device)
+    if stopper is not None:
+        stopper.restore(tensors)
+    return True
+
+
 @reuse_freed_memory()
 def minimise(
     model: MixtureOfFlows,
@@ -215,63 +416,90 @@ def minimise(
 
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
-    out of the objective and reported in ``stopped_epoch``.
+    out of the objective and reported in ``stopped_epoch``. With ``config.validation``, restarts
+    stop early (see :class:`_EarlyStopping`). With ``config.checkpoint``, the whole loop state is
+    written after every due epoch and at the end, and ``config.resume`` continues from it exactly.
     """
     n_epochs, batch_size, shuffle = config.n_epochs, config.batch_size, config.shuffle
     generator, callback, callback_every = config.generator, config.callback, config.callback_every
     n_samples = columns.shape[1]
-    n_restarts = model.n_restarts
     device = columns.device
     optimizer = make_optimizer(model, config.learning_rate)
-    epoch_losses = torch.full((n_epochs, n_restarts), float("nan"), device=device)
-    alive = torch.ones(n_restarts, dtype=torch.bool, device=device)
-    stopped = np.full(n_restarts, -1)
-    losses = np.full((n_restarts, n_epochs), np.nan)
-    synced_upto = 0
-    steps_since_sync = 0
-    epochs_run = 0
-    bar = tqdm(total=n_epochs, desc="fit", unit="epoch", disable=not config.verbose, leave=False)
+    loop = _LoopState.fresh(n_epochs, model.n_restarts, device)
+    stopper = _EarlyStopping(model, config) if config.validation is not None else None
+    _resume(config, model, optimizer, loop, stopper)
+    bar = tqdm(total=n_epochs, desc=config.phase, unit="epoch", disable=not config.verbose, leave=False)
+    bar.update(loop.epochs_run)
     if callback is not None:
-        callback(0, model)
+        callback(loop.epochs_run, model)
     # A full batch is permutation invariant: shuffling it would only cost a copy.
     reorder = shuffle and batch_size < n_samples
-    for epoch in range(n_epochs):
+    for epoch in range(loop.epochs_run, n_epochs):
+        if loop.done:
+            break
         if epoch_start is not None:
             epoch_start(epoch)
         if reorder:
             order = torch.randperm(n_samples, generator=generator).to(device)
-        total = torch.zeros(n_restarts, device=device)
+        mask = loop.alive if stopper is None else loop.alive & stopper.training(device)
+        total = torch.zeros(model.n_restarts, device=device)
         for start in range(0, n_samples, batch_size):
             index = order[start : start + batch_size] if reorder else slice(start, start + batch_size)
             batch = columns[:, index]
             loss = objective(model, batch, index)
-            summed = torch.where(alive, loss, torch.zeros_like(loss)).sum()
+            summed = torch.where(mask, loss, torch.zeros_like(loss)).sum()
             optimizer.zero_grad(set_to_none=True)
             summed.backward()
             optimizer.step()
             total += loss.detach() * batch.shape[1]
-            steps_since_sync += 1
-        epoch_losses[epoch] = total / n_samples
-        epochs_run = epoch + 1
-        if callback is not None and (epochs_run % callback_every == 0 or epochs_run == n_epochs):
-            callback(epochs_run, model)
-        if steps_since_sync >= sync_every or epoch == n_epochs - 1:
-            steps_since_sync = 0
-            block = epoch_losses[synced_upto:epochs_run].T.cpu().numpy()
-            losses[:, synced_upto:epochs_run] = block
-            _mark_stopped(block, synced_upto, stopped)
-            synced_upto = epochs_run
-            alive = torch.as_tensor(stopped < 0, device=device)
-            bar.update(epochs_run - bar.n)
-            finite = losses[stopped < 0, epochs_run - 1]
-            if finite.size:
-                bar.set_postfix(loss=f"{finite.min():.4f}", alive=int(finite.size))
-            else:
-                break
+            loop.steps_since_sync += 1
+        loop.epoch_losses[epoch] = total / n_samples
+        loop.epochs_run = epoch + 1
+        if callback is not None and (loop.epochs_run % callback_every == 0 or loop.epochs_run == n_epochs):
+            callback(loop.epochs_run, model)
+        if loop.steps_since_sync >= sync_every or epoch == n_epochs - 1 or stopper is not None:
+            loop.done = not _sync(loop, bar) or loop.done
+        if stopper is not None:
+            stopper.after_epoch(epoch, loop.stopped < 0)
+            loop.done = loop.done or bool(((stopper.finished >= 0) | (loop.stopped >= 0)).all())
+        if config.checkpoint is not None and (
+            loop.done or loop.epochs_run == n_epochs or config.checkpoint.due(loop.epochs_run)
+        ):
+            _write_checkpoint(config, model, optimizer, loop, stopper)
     bar.close()
+    return _result(loop, stopper)
+
+
+def _sync(loop: _LoopState, bar: Any) -> bool:
+    """Copy the unread epoch losses to the host and mark non-finite restarts; False if none is left."""
+    loop.steps_since_sync = 0
+    block = loop.epoch_losses[loop.synced_upto : loop.epochs_run].T.cpu().numpy()
+    loop.losses[:, loop.synced_upto : loop.epochs_run] = block
+    _mark_stopped(block, loop.synced_upto, loop.stopped)
+    loop.synced_upto = loop.epochs_run
+    loop.alive = torch.as_tensor(loop.stopped < 0, device=loop.alive.device)
+    bar.update(loop.epochs_run - bar.n)
+    finite = loop.losses[loop.stopped < 0, loop.epochs_run - 1]
+    if finite.size:
+        bar.set_postfix(loss=f"{finite.min():.4f}", alive=int(finite.size))
+    return bool(finite.size)
+
+
+def _result(loop: _LoopState, stopper: _EarlyStopping | None) -> TrainResult:
+    epochs_run = loop.epochs_run
+    losses, stopped = loop.losses.copy(), loop.stopped
     for r in np.flatnonzero(stopped >= 0):
         losses[r, stopped[r] :] = np.nan
-    return TrainResult(losses=losses[:, :epochs_run], stopped_epoch=stopped, n_epochs_run=epochs_run)
+    result = TrainResult(losses=losses[:, :epochs_run], stopped_epoch=stopped, n_epochs_run=epochs_run)
+    if stopper is not None:
+        stopper.restore_best()
+        trained = np.where(stopper.finished >= 0, stopper.finished, epochs_run)
+        for r in range(len(trained)):
+            result.losses[r, trained[r] :] = np.nan
+        result.validation_losses = stopper.scores[:, :epochs_run].copy()
+        result.best_epoch = stopper.best_epoch.copy()
+        result.epochs_trained = trained
+    return result
 
 
 def _mark_stopped(block: np.ndarray, first_epoch: int, stopped: np.ndarray) -> None:

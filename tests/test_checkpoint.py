@@ -1,0 +1,226 @@
+"""Checkpoint and resume inside a fit, and early stopping (flowmix.checkpoint, flowmix.training)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_moons
+
+from flowmix import FlowMixture
+from flowmix.checkpoint import CHECKPOINT_FILE, FitCheckpoint
+
+X, _ = make_moons(300, noise=0.05, random_state=0)
+SETTINGS = {"n_epochs": 24, "pretrain_epochs": 8, "n_init": 2, "batch_size": 100, "random_state": 0}
+
+
+class Interrupt(Exception):
+    """Stands for a crash: raised from inside the fit."""
+
+
+def fitted_state(model: FlowMixture) -> dict[str, np.ndarray]:
+    state = {f"density.{k}": v.numpy() for k, v in model.density_.state_dict().items()}
+    state.update(losses=model.losses_, labels=model.labels_, scores=model.selection_scores_)
+    return state
+
+
+def assert_same_fit(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> dict[str, np.ndarray]:
+    return fitted_state(FlowMixture(2, **SETTINGS).fit(X))
+
+
+def test_resume_after_a_crash_between_checkpoints_is_bit_identical(tmp_path, uninterrupted):
+    def crash(epoch, density):
+        if epoch == 18:  # after the checkpoint of epoch 15, before the one of epoch 20
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **SETTINGS).fit(
+            X, callback=crash, callback_every=6
+        )
+    saved = FitCheckpoint(tmp_path, "").path
+    assert saved.exists()
+    resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **SETTINGS).fit(X)
+    assert_same_fit(fitted_state(resumed), uninterrupted)
+
+
+@pytest.mark.parametrize("crash_after_writes", [1, 2, 4])
+def test_resume_from_the_nth_checkpoint_is_bit_identical(
+    tmp_path, monkeypatch, uninterrupted, crash_after_writes
+):
+    """A crash right after the n-th write: n = 1, 2 land in pretraining (every 4 of 8 epochs), 4 in training."""
+    original = FitCheckpoint.save
+    writes = []
+
+    def save_then_crash(self, phase, tensors, meta):
+        original(self, phase, tensors, meta)
+        writes.append(phase)
+        if len(writes) == crash_after_writes:
+            raise Interrupt
+
+    monkeypatch.setattr(FitCheckpoint, "save", save_then_crash)
+    with pytest.raises(Interrupt):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=4, **SETTINGS).fit(X)
+    monkeypatch.setattr(FitCheckpoint, "save", original)
+    assert writes[-1] == ("pretrain" if crash_after_writes <= 2 else "train")
+    resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=4, **SETTINGS).fit(X)
+    assert_same_fit(fitted_state(resumed), uninterrupted)
+
+
+def test_a_finished_checkpoint_refits_to_the_same_model_without_training(tmp_path, uninterrupted):
+    FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
+    again = FlowMixture(2, checkpoint_dir=tmp_path, **{**SETTINGS, "random_state": None})
+    assert_same_fit(fitted_state(again.fit(X)), uninterrupted)  # the checkpoint's seed is reused
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"learning_rate": 1e-3}, "other settings or other data"),
+        ({"n_epochs": 30}, "other settings or other data"),
+        ({"random_state": 1}, "another random_state"),
+        ({"data": X[::-1]}, "other settings or other data"),
+    ],
+)
+def test_a_checkpoint_of_another_fit_is_refused(tmp_path, change, message):
+    FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
+    before = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    change = dict(change)
+    data = change.pop("data", X)
+    with pytest.raises(ValueError, match=message):
+        FlowMixture(2, checkpoint_dir=tmp_path, **{**SETTINGS, **change}).fit(data)
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == before  # left as it was
+
+
+def test_a_corrupt_checkpoint_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00" * 20)
+    with pytest.raises(ValueError, match="not a readable flowmix checkpoint.*Delete it"):
+        FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
+
+
+def test_checkpoint_settings_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every_epochs must be a positive integer"):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=0).fit(X)
+    with pytest.raises(ValueError, match="checkpoint_every_seconds must be a positive number"):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_seconds=-1.0).fit(X)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is a file; pass a directory"):
+        FlowMixture(2, checkpoint_dir=afile).fit(X)
+
+
+# ------------------------------------------------------------------- SIGKILL
+
+CHILD = """
+import sys, time
+import numpy as np
+from sklearn.datasets import make_moons
+from flowmix import FlowMixture
+X, _ = make_moons(400, noise=0.05, random_state=0)
+out, folder = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+model = FlowMixture(2, n_epochs=40, pretrain_epochs=10, n_init=2, batch_size=100, random_state=0,
+                    checkpoint_dir=folder, checkpoint_every_epochs=1)
+print("fitting", flush=True)
+started = time.perf_counter()
+model.fit(X)
+state = {"density." + k: v.numpy() for k, v in model.density_.state_dict().items()}
+np.savez(out, labels=model.labels_, losses=model.losses_, seconds=time.perf_counter() - started, **state)
+"""
+
+
+def _start(script: Path, *args: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "fitting", process.stderr.read()
+    return process
+
+
+def test_a_fit_killed_at_random_moments_resumes_bit_identically(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    reference = _start(script, str(tmp_path / "reference.npz"))
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    expected = dict(np.load(tmp_path / "reference.npz"))
+    seconds = float(expected.pop("seconds"))
+    folder = tmp_path / "checkpoint"
+    moments = random.Random(0).sample(range(10, 90), 3)  # percent of the fit's duration
+    killed = []
+    for percent in moments:
+        process = _start(script, str(tmp_path / "resumed.npz"), str(folder))
+        time.sleep(seconds * percent / 100)
+        process.kill()
+        process.wait()
+        killed.append(process.returncode)
+        if folder.exists():
+            assert not [p.name for p in folder.iterdir() if p.name != CHECKPOINT_FILE]  # no stray temp files
+    assert any(code == -9 for code in killed)  # at least one kill landed before the fit ended
+    final = _start(script, str(tmp_path / "resumed.npz"), str(folder))
+    assert final.wait(timeout=300) == 0, final.stderr.read()
+    got = dict(np.load(tmp_path / "resumed.npz"))
+    got.pop("seconds")
+    assert_same_fit(got, expected)
+
+
+# ------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_stops_and_keeps_each_best_epoch():
+    model = FlowMixture(
+        2, early_stopping=True, n_iter_no_change=3, validation_fraction=0.2, **{**SETTINGS, "n_epochs": 60}
+    ).fit(X)
+    curve = model.validation_loss_curve_
+    assert model.n_iter_ < 60 and len(curve) == model.n_iter_ == len(model.loss_curve_)
+    assert model.best_epoch_ == int(np.argmin(curve))
+    assert model.n_iter_ >= model.best_epoch_ + 1 + 3
+    # The kept parameters are the best epoch's: the validation points score what was recorded then.
+    order = np.random.RandomState(np.random.RandomState(0).randint(np.iinfo(np.int32).max) + 2).permutation(
+        300
+    )
+    held_out = X[np.sort(order[:60])]
+    assert model.score(held_out) == pytest.approx(-curve[model.best_epoch_], abs=1e-4)
+
+
+def test_early_stopping_resumes_bit_identically(tmp_path):
+    settings = {**SETTINGS, "early_stopping": True, "n_iter_no_change": 3, "n_epochs": 40}
+    expected = fitted_state(FlowMixture(2, **settings).fit(X))
+
+    def crash(epoch, density):
+        if epoch == 12:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings).fit(
+            X, callback=crash, callback_every=12
+        )
+    resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings).fit(X)
+    assert_same_fit(fitted_state(resumed), expected)
+
+
+def test_early_stopping_needs_points_to_hold_out():
+    with pytest.raises(ValueError, match="early_stopping and selection='validation' need"):
+        FlowMixture(2, early_stopping=True, validation_fraction=0.1).fit(X[:4])
+    with pytest.raises(ValueError, match="hold some points out"):
+        FlowMixture(2, early_stopping=True, init=np.zeros(len(X), dtype=int)).fit(X)
+
+
+def test_checkpoint_header_is_json_with_the_seed(tmp_path):
+    FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / CHECKPOINT_FILE), "pt") as handle:
+        header = json.loads(handle.metadata()["flowmix_checkpoint"])
+    assert header["phase"] == "train" and header["meta"]["epochs_run"] == SETTINGS["n_epochs"]
+    assert header["context"]["seed"] == np.random.RandomState(0).randint(np.iinfo(np.int32).max)
