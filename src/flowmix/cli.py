@@ -503,6 +503,23 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu or cuda.")
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(),
+    default=None,
+    help="Write a checkpoint there every 10 epochs; run the same command again to resume a killed fit.",
+)
+@click.option(
+    "--early-stopping",
+    is_flag=True,
+    help="Hold out 10%% of the rows and stop each restart when their likelihood stops improving.",
+)
+@click.option(
+    "--distributed",
+    type=click.Choice(["restarts", "data"]),
+    default=None,
+    help="Under torchrun: split the restarts (exact) or the mini-batches (DDP) over the processes.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show a progress bar with the loss.")  # fmt: skip
 def fit(
     file: str,
@@ -515,6 +532,9 @@ def fit(
     scale: str,
     seed: int,
     device: str,
+    checkpoint_dir: str | None,
+    early_stopping: bool,
+    distributed: str | None,
     verbose: bool,
 ) -> None:
     """Fit a mixture of flows with K components to the table FILE and save it.
@@ -524,6 +544,9 @@ def fit(
     Without --preset this is flowmix's default recipe: spline flows; 3 restarts started from
     spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster;
     hard EM; the restart whose partition has the lowest normalised cut of the kNN graph is kept.
+
+    Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
+    restarts`), every process fits its share and the first writes the model.
     """
     from flowmix import FlowMixture
     from flowmix.datasets import read_table
@@ -539,6 +562,7 @@ def fit(
             "source": str(file)}  # fmt: skip
     Xs = apply_scaling(X.astype(np.float64), prep)
     overrides: dict[str, Any] = {"device": device, "random_state": seed, "verbose": verbose}
+    overrides.update(checkpoint_dir=checkpoint_dir, early_stopping=early_stopping, distributed=distributed)
     if epochs is not None:
         overrides["n_epochs"] = epochs
     if n_init is not None:
@@ -548,7 +572,16 @@ def fit(
         model._check_params()  # the estimator's own validation, before the data are touched
     except TypeError as err:  # a parameter of the wrong type: the user's input, not a bug
         raise UserError(str(err)) from err
+    if distributed is not None:
+        from flowmix.distributed import init_from_environment, world
+
+        if not init_from_environment(device):
+            raise UserError("--distributed needs several processes: launch with torchrun --nproc-per-node N.")
+        if world()[0] != 0:
+            model.verbose = False  # one progress bar, the first process's
     model.fit(Xs)
+    if distributed is not None and world()[0] != 0:
+        return  # every process holds the same model; the first one writes it
     target = Path(out) if out else Path.cwd() / f"{Path(file).stem}.flowmix"
     _save_model_dir(model, prep, target)
 

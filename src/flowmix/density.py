@@ -9,6 +9,8 @@ locations and scales (the paper's choice: the flow does the moving); the scale i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -97,13 +99,16 @@ class MixtureOfFlows(nn.Module):
 
     def take_restart(self, restart: int) -> MixtureOfFlows:
         """A mixture holding restart ``restart`` only (R = 1)."""
+        return self.take_restarts([restart])
+
+    def take_restarts(self, restarts: Sequence[int]) -> MixtureOfFlows:
+        """A mixture holding the given restarts, in that order (R = len(restarts))."""
         k = self.n_components
-        stack_index = torch.arange(restart * k, (restart + 1) * k)
-        scales = None if self.base_scales is None else self.base_scales[restart : restart + 1]
-        new = MixtureOfFlows(
-            self.flows.take(stack_index), self.base_means[restart : restart + 1], self.base_std, scales
-        )
-        new.logits.data = self.logits.data[restart : restart + 1].clone()
+        chosen = torch.as_tensor(list(restarts), dtype=torch.long)
+        stack_index = (chosen[:, None] * k + torch.arange(k)).reshape(-1)
+        scales = None if self.base_scales is None else self.base_scales[chosen]
+        new = MixtureOfFlows(self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales)
+        new.logits.data = self.logits.data[chosen].clone()
         return new.to(self.logits.device)
 
     @torch.no_grad()

@@ -25,6 +25,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from flowmix._memory import reuse_freed_memory
 from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
 from flowmix.density import MixtureOfFlows
+from flowmix.distributed import (
+    MODES,
+    DataParallel,
+    broadcast_module,
+    gather_result,
+    gather_rows,
+    require_group,
+    restart_block,
+    world,
+)
 from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.init import INITIALISATIONS, Start, initialise
 from flowmix.nn import ACTIVATIONS
@@ -145,6 +155,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         refused. None: no checkpoints.
     checkpoint_every_epochs : int or None, default=10
     checkpoint_every_seconds : float or None, default=None
+    distributed : {None, "restarts", "data"}, default=None
+        Share the fit among the processes of a torch.distributed process group (started by
+        torchrun), each calling ``fit`` with the same data and settings (flowmix.distributed):
+        ``"restarts"`` splits the ``n_init`` restarts over the processes (the result equals one
+        process's); ``"data"`` splits every mini-batch and averages gradients with
+        DistributedDataParallel (equal to one process within float tolerance). With
+        ``device="cuda"`` each process uses the GPU of its ``LOCAL_RANK``.
     verbose : bool, default=False
         Show a progress bar with the loss.
 
@@ -214,6 +231,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_epochs: int | None = 10,
         checkpoint_every_seconds: float | None = None,
+        distributed: str | None = None,
         verbose: bool = False,
     ):
         self.n_components = n_components
@@ -241,6 +259,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every_epochs = checkpoint_every_epochs
         self.checkpoint_every_seconds = checkpoint_every_seconds
+        self.distributed = distributed
         self.verbose = verbose
 
     @classmethod
@@ -273,14 +292,21 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 f"n_samples={n_samples} should be >= n_components={self.n_components}: each "
                 "component needs at least one sample. Lower n_components or pass more data."
             )
+        rank, world_size, block = self._process_share()
         device = self._torch_device()
+        if world_size > 1 and device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        checkpoint, resumed = self._open_checkpoint(X, seed)
+        checkpoint, resumed = self._open_checkpoint(X, seed, rank, world_size)
         if resumed is not None:
             seed = resumed.context["seed"]
         train_X, validation_X = self._split_validation(X, seed)
         start = initialise(self.init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
         density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed)).to(device)
+        responsibilities = start.responsibilities
+        if block is not None:  # this process trains its block of the restarts only
+            density = density.take_restarts(block)
+            responsibilities = None if responsibilities is None else responsibilities[block]
         # Points as columns (D, N), built once: the layout of every layer (see flowmix.nn).
         columns = torch.as_tensor(np.ascontiguousarray(train_X.T), dtype=torch.float32, device=device)
         validation = None
@@ -302,21 +328,26 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             tol=self.tol,
             checkpoint=checkpoint,
             resume=resumed,
+            data_parallel=DataParallel(rank, world_size) if self.distributed == "data" else None,
         )
         pretrained = resumed is not None and resumed.covers("pretrain")
-        if start.responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
-            responsibilities = torch.as_tensor(start.responsibilities, dtype=torch.float32, device=device)
+        if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
+            fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
             pretrain_config = dataclasses.replace(
                 config, n_epochs=self.pretrain_epochs, callback=None, validation=None, phase="pretrain"
             )
-            pretrain(density, columns, responsibilities.transpose(1, 2), pretrain_config)
+            pretrain(density, columns, fixed, pretrain_config)
         result = get_algorithm(self.algorithm)(density, columns, config)
-        self._check_failures(result.stopped_epoch)
-        best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
+        if block is None:
+            self._check_failures(result.stopped_epoch)
+            best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
+            kept = density.take_restart(best)
+        else:
+            result, best, kept = self._select_across_ranks(result, density, columns, validation, block)
         # Inference runs in float64: results for a point then depend on which other points share
         # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
         # with the batch shape).
-        self._set_fitted(density.take_restart(best).double(), result, best)
+        self._set_fitted(kept.double(), result, best)
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self
@@ -337,8 +368,46 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         order = np.random.RandomState(seed + 2).permutation(len(X))
         return X[np.sort(order[n_validation:])], X[np.sort(order[:n_validation])]
 
-    def _open_checkpoint(self, X: np.ndarray, seed: int) -> tuple[FitCheckpoint | None, Resumed | None]:
-        """The fit's checkpoint writer and the checkpoint to continue from, if ``checkpoint_dir`` is set."""
+    def _process_share(self) -> tuple[int, int, np.ndarray | None]:
+        """(rank, world size, restarts this process trains or None for all) under ``distributed``."""
+        if self.distributed is None:
+            return 0, 1, None
+        rank, world_size = require_group(self.distributed)
+        block = restart_block(self.n_init, rank, world_size) if self.distributed == "restarts" else None
+        return rank, world_size, block
+
+    def _select_across_ranks(
+        self,
+        result: TrainResult,
+        density: MixtureOfFlows,
+        columns: torch.Tensor,
+        validation: torch.Tensor | None,
+        block: np.ndarray,
+    ) -> tuple[TrainResult, int, MixtureOfFlows]:
+        """Restart-parallel selection: gather every rank's scores and losses, keep the best restart.
+
+        Its owner broadcasts its parameters, so every rank ends with the same model.
+        """
+        rank, world_size = world()
+        _, local_scores = select(self.selection, result, density, columns, validation)
+        scores = gather_rows(local_scores, world_size)
+        result = gather_result(result, self.n_epochs, world_size)
+        self._check_failures(result.stopped_epoch)
+        self.selection_scores_ = scores
+        best = int(np.argmin(scores))
+        blocks = [restart_block(self.n_init, r, world_size) for r in range(world_size)]
+        owner = next(r for r, b in enumerate(blocks) if best in b)
+        kept = density.take_restart(int(np.flatnonzero(block == best)[0]) if rank == owner else 0)
+        broadcast_module(kept, owner)
+        return result, best, kept
+
+    def _open_checkpoint(
+        self, X: np.ndarray, seed: int, rank: int = 0, world_size: int = 1
+    ) -> tuple[FitCheckpoint | None, Resumed | None]:
+        """The fit's checkpoint writer and the checkpoint to continue from, if ``checkpoint_dir`` is set.
+
+        Under ``distributed`` every process keeps its own checkpoint, in a subdirectory of its rank.
+        """
         if self.checkpoint_dir is None:
             return None, None
         from flowmix import __version__
@@ -347,8 +416,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not isinstance(self.init, str):
             settings["init"] = fingerprint({}, np.asarray(self.init))
         settings["flowmix"] = __version__
+        folder = Path(self.checkpoint_dir)
+        if world_size > 1:
+            settings["process"] = [rank, world_size]
+            folder = folder / f"rank-{rank}-of-{world_size}"
         checkpoint = FitCheckpoint(
-            self.checkpoint_dir,
+            folder,
             fingerprint(settings, X),
             every_epochs=self.checkpoint_every_epochs,
             every_seconds=self.checkpoint_every_seconds,
@@ -522,6 +595,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        if self.distributed is not None and self.distributed not in MODES:
+            raise ValueError(f"distributed must be None or one of {list(MODES)}, got {self.distributed!r}.")
         if self.checkpoint_dir is not None:
             if not isinstance(self.checkpoint_dir, str | os.PathLike):
                 raise TypeError(f"checkpoint_dir must be a path or None, got {self.checkpoint_dir!r}.")

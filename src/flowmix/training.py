@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from tqdm.auto import tqdm
 from flowmix._memory import reuse_freed_memory
 from flowmix.checkpoint import FitCheckpoint, Resumed
 from flowmix.density import MixtureOfFlows
+
+if TYPE_CHECKING:
+    from flowmix.distributed import DataParallel
 
 
 @dataclass
@@ -79,6 +82,8 @@ class TrainConfig:
     checkpoint: FitCheckpoint | None = None
     phase: str = "train"
     resume: Resumed | None = None
+    # Data parallel across the ranks of a process group (flowmix.distributed), or None.
+    data_parallel: DataParallel | None = None
 
 
 BatchObjective = Callable[[MixtureOfFlows, Tensor, Tensor | slice], Tensor]
@@ -168,7 +173,12 @@ def expectation_maximisation(
     state: dict[str, Tensor] = {}
 
     def e_step(epoch: int) -> None:
-        joint = joint_log_prob_in_chunks(density, columns)
+        if config.data_parallel is None:
+            joint = joint_log_prob_in_chunks(density, columns)
+        else:
+            joint = config.data_parallel.gather_points(
+                lambda part: joint_log_prob_in_chunks(density, part), columns
+            )
         if hard:
             r = torch.zeros_like(joint).scatter_(1, joint.argmax(1, keepdim=True), 1.0)
         else:
@@ -432,6 +442,11 @@ def minimise(
     bar.update(loop.epochs_run)
     if callback is not None:
         callback(loop.epochs_run, model)
+    comm = config.data_parallel
+    if comm is not None:
+        from flowmix.distributed import wrap_ddp
+
+        step_objective = wrap_ddp(model, objective)
     # A full batch is permutation invariant: shuffling it would only cost a copy.
     reorder = shuffle and batch_size < n_samples
     for epoch in range(loop.epochs_run, n_epochs):
@@ -445,14 +460,20 @@ def minimise(
         total = torch.zeros(model.n_restarts, device=device)
         for start in range(0, n_samples, batch_size):
             index = order[start : start + batch_size] if reorder else slice(start, start + batch_size)
-            batch = columns[:, index]
-            loss = objective(model, batch, index)
-            summed = torch.where(mask, loss, torch.zeros_like(loss)).sum()
+            if comm is None:
+                batch = columns[:, index]
+                loss = objective(model, batch, index)
+                summed = torch.where(mask, loss, torch.zeros_like(loss)).sum()
+                n_batch = batch.shape[1]
+            else:
+                loss, summed, n_batch = _data_parallel_step(comm, step_objective, columns, index, mask)
             optimizer.zero_grad(set_to_none=True)
             summed.backward()
             optimizer.step()
-            total += loss.detach() * batch.shape[1]
+            total += loss.detach() * n_batch
             loop.steps_since_sync += 1
+        if comm is not None:
+            comm.sum(total)
         loop.epoch_losses[epoch] = total / n_samples
         loop.epochs_run = epoch + 1
         if callback is not None and (loop.epochs_run % callback_every == 0 or loop.epochs_run == n_epochs):
@@ -468,6 +489,25 @@ def minimise(
             _write_checkpoint(config, model, optimizer, loop, stopper)
     bar.close()
     return _result(loop, stopper)
+
+
+def _data_parallel_step(
+    comm: DataParallel, step_objective: Any, columns: Tensor, index: Tensor | slice, mask: Tensor
+) -> tuple[Tensor, Tensor, int]:
+    """This rank's part of one global batch: (local mean losses, the weighted sum to backpropagate, points).
+
+    A rank whose share is empty (a last batch smaller than the group) still runs the step, on one
+    point with weight 0, because DDP's gradient reduction needs every rank.
+    """
+    n_global = len(range(columns.shape[1])[index]) if isinstance(index, slice) else len(index)
+    local = comm.local(index, columns.shape[1])
+    n_local = len(local)
+    if n_local == 0:
+        local = (torch.arange(columns.shape[1])[index] if isinstance(index, slice) else index)[:1]
+    loss = step_objective(columns[:, local], local)
+    weight = comm.weight(n_local, n_global)
+    summed = torch.where(mask, loss * weight, torch.zeros_like(loss)).sum()
+    return loss, summed, n_local
 
 
 def _sync(loop: _LoopState, bar: Any) -> bool:

@@ -1,0 +1,191 @@
+"""Fits across processes with torch.distributed (launched by torchrun): restarts or data split over ranks.
+
+Two ways to share one fit among the ``world_size`` processes of a process group, chosen with
+``FlowMixture(distributed=...)``; every rank calls ``fit`` with the same data and settings.
+
+``"restarts"``
+    The ``n_init`` restarts are split into contiguous blocks, one per rank. Every rank computes the
+    same start (it is deterministic for a seed) and trains only its block; restarts never exchange
+    gradients. The selection scores and losses are gathered, the best restart is kept, and its owner
+    broadcasts its parameters. Restarts are independent on the stack axis, so the result equals a
+    single process's.
+``"data"``
+    Data parallel with :class:`torch.nn.parallel.DistributedDataParallel`: every global mini-batch
+    (drawn from the shared, seeded order) is split across the ranks; DDP averages the gradients, and
+    each rank's loss is weighted by its share of the batch so that the average is the gradient of
+    the global batch mean. E-steps are computed on one shard of the points per rank and gathered.
+    Equal to a single process within float tolerance (sums are reduced in another order).
+
+The process group is the caller's (``torch.distributed.init_process_group``); the command line
+initialises it from torchrun's environment (:func:`init_from_environment`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from flowmix.training import TrainResult
+
+MODES = ("restarts", "data")
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_from_environment(device: str = "cpu") -> bool:
+    """Join the process group torchrun describes in the environment; False when not under torchrun.
+
+    The backend is NCCL for CUDA devices and gloo otherwise.
+    """
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    return True
+
+
+def require_group(mode: str) -> tuple[int, int]:
+    """(rank, world size) for ``distributed=mode``, or a ValueError that says how to start the group."""
+    if mode not in MODES:
+        raise ValueError(f"distributed must be None or one of {list(MODES)}, got {mode!r}.")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError(
+            f"distributed={mode!r} needs a torch.distributed process group: launch with torchrun "
+            "(e.g. `torchrun --nproc-per-node 2 script.py`) and call "
+            "torch.distributed.init_process_group() before fit, or use distributed=None."
+        )
+    return dist.get_rank(), dist.get_world_size()
+
+
+def restart_block(n_init: int, rank: int, world_size: int) -> np.ndarray:
+    """The restarts rank ``rank`` trains: a contiguous block, the blocks as equal as possible.
+
+    Examples
+    --------
+    >>> [restart_block(5, r, 2).tolist() for r in range(2)]
+    [[0, 1, 2], [3, 4]]
+    """
+    if n_init < world_size:
+        raise ValueError(
+            f"distributed='restarts' splits n_init={n_init} restarts over {world_size} processes; use "
+            f"n_init >= {world_size}, fewer processes, or distributed='data'."
+        )
+    return np.array_split(np.arange(n_init), world_size)[rank]
+
+
+def gather_rows(local: np.ndarray, world_size: int) -> np.ndarray:
+    """Concatenate every rank's rows (rank order); blocks may differ in their number of rows."""
+    pieces: list[np.ndarray | None] = [None] * world_size
+    dist.all_gather_object(pieces, np.asarray(local))
+    return np.concatenate(pieces, axis=0)
+
+
+def broadcast_module(module: nn.Module, source: int) -> None:
+    """Copy every parameter and buffer of ``module`` from rank ``source`` to all ranks (same shapes)."""
+    for tensor in module.state_dict().values():
+        if tensor is not None:
+            dist.broadcast(tensor, src=source)
+
+
+@dataclass
+class DataParallel:
+    """What the training loop needs to split its mini-batches across the ranks of the group."""
+
+    rank: int
+    world_size: int
+
+    def local(self, index: Tensor | slice, n_points: int) -> Tensor:
+        """This rank's share of a global batch (every ``world_size``-th position from ``rank``)."""
+        if isinstance(index, slice):
+            index = torch.arange(n_points)[index]
+        return index[self.rank :: self.world_size]
+
+    def weight(self, n_local: int, n_global: int) -> float:
+        """Factor of the local batch mean so that DDP's average is the global batch mean."""
+        return n_local * self.world_size / n_global
+
+    def sum(self, tensor: Tensor) -> Tensor:
+        """All-reduced sum of ``tensor`` (in place, returned)."""
+        dist.all_reduce(tensor)
+        return tensor
+
+    def gather_points(self, compute: Callable[[Tensor], Tensor], columns: Tensor) -> Tensor:
+        """``compute`` on every point (columns), each rank taking one contiguous shard: (..., N)."""
+        bounds = np.linspace(0, columns.shape[1], self.world_size + 1).astype(int)
+        mine = compute(columns[:, bounds[self.rank] : bounds[self.rank + 1]])
+        width = int(np.max(np.diff(bounds)))
+        padded = torch.zeros(*mine.shape[:-1], width, dtype=mine.dtype, device=mine.device)
+        padded[..., : mine.shape[-1]] = mine
+        pieces = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(pieces, padded)
+        sizes = np.diff(bounds)
+        return torch.cat([piece[..., :size] for piece, size in zip(pieces, sizes, strict=True)], dim=-1)
+
+
+class ObjectiveModule(nn.Module):
+    """A batch objective as a module, so that DistributedDataParallel can hook its backward."""
+
+    def __init__(self, density: nn.Module, objective: Callable[..., Tensor]):
+        super().__init__()
+        self.density = density
+        self.objective = objective
+
+    def forward(self, batch: Tensor, index: Tensor | slice) -> Tensor:
+        return self.objective(self.density, batch, index)
+
+
+def wrap_ddp(density: nn.Module, objective: Callable[..., Tensor]) -> nn.Module:
+    """``objective`` wrapped in DistributedDataParallel over ``density``'s parameters.
+
+    ``find_unused_parameters``: the EM algorithms' objective leaves the mixture weights out (they
+    are set in closed form). Buffers are constant, so they are not broadcast at every step.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(density.parameters()).device
+    with warnings.catch_warnings():
+        # Newer torch renames broadcast_buffers; the old name still means what is wanted here.
+        warnings.simplefilter("ignore", FutureWarning)
+        return DistributedDataParallel(
+            ObjectiveModule(density, objective),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,
+            find_unused_parameters=True,
+        )
+
+
+def gather_result(result: TrainResult, n_epochs: int, world_size: int) -> TrainResult:
+    """Every rank's :class:`~flowmix.training.TrainResult` of its restart block, as one of all restarts."""
+
+    def epochs_padded(array: np.ndarray | None) -> np.ndarray | None:
+        if array is None:
+            return None
+        padded = np.full((array.shape[0], n_epochs), np.nan)
+        padded[:, : array.shape[1]] = array
+        return gather_rows(padded, world_size)
+
+    def rows(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else gather_rows(array, world_size)
+
+    n_run = int(gather_rows(np.array([result.n_epochs_run]), world_size).max())
+    validation = epochs_padded(result.validation_losses)
+    return TrainResult(
+        losses=epochs_padded(result.losses)[:, :n_run],
+        stopped_epoch=rows(result.stopped_epoch),
+        n_epochs_run=n_run,
+        validation_losses=None if validation is None else validation[:, :n_run],
+        best_epoch=rows(result.best_epoch),
+        epochs_trained=rows(result.epochs_trained),
+    )

@@ -1,0 +1,119 @@
+"""Fits across processes (flowmix.distributed): 2 gloo processes launched by torchrun against one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_moons
+
+from flowmix import FlowMixture
+from flowmix.distributed import restart_block
+
+pytest.importorskip("torch.distributed")
+
+SCRIPT = """
+import os, sys
+import numpy as np
+import torch.distributed as dist
+from sklearn.datasets import make_moons
+from flowmix import FlowMixture
+
+mode, out, algorithm, flow = sys.argv[1:5]
+X, _ = make_moons(400, noise=0.05, random_state=0)
+settings = dict(n_epochs=8, pretrain_epochs=4, n_init=3, batch_size=96, random_state=0,
+                algorithm=algorithm, flow=flow, selection="likelihood")
+if mode != "single":
+    dist.init_process_group("gloo")
+    settings["distributed"] = mode
+model = FlowMixture(2, **settings).fit(X)
+rank = dist.get_rank() if mode != "single" else 0
+state = {"density." + k: v.numpy() for k, v in model.density_.state_dict().items()}
+np.savez(f"{out}.{rank}.npz", labels=model.labels_, losses=model.losses_, scores=model.selection_scores_,
+         best=model.best_restart_, **state)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch(tmp_path: Path, mode: str, algorithm: str, flow: str) -> list[dict[str, np.ndarray]]:
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / mode
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
+    command = [sys.executable]
+    if mode != "single":
+        command += [
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+        ]
+    # A session of its own, so that a hang is killed with its workers.
+    process = subprocess.Popen(
+        [*command, str(script), mode, str(out), algorithm, flow],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 0, stderr[-3000:]
+    ranks = 1 if mode == "single" else 2
+    return [dict(np.load(f"{out}.{rank}.npz")) for rank in range(ranks)]
+
+
+@pytest.mark.parametrize(("algorithm", "flow"), [("hard-em", "spline"), ("mle", "maf")])
+def test_restart_parallel_equals_one_process_exactly(tmp_path, algorithm, flow):
+    (single,) = _launch(tmp_path, "single", algorithm, flow)
+    ranks = _launch(tmp_path, "restarts", algorithm, flow)
+    for result in ranks:  # every rank ends with the single process's model, bit for bit
+        assert sorted(result) == sorted(single)
+        for key in single:
+            np.testing.assert_array_equal(result[key], single[key], err_msg=key)
+
+
+def test_data_parallel_equals_one_process_within_float_tolerance(tmp_path):
+    (single,) = _launch(tmp_path, "single", "mle", "maf")
+    first, second = _launch(tmp_path, "data", "mle", "maf")
+    for key in single:  # the ranks agree exactly: they took the same averaged steps
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    np.testing.assert_allclose(first["losses"], single["losses"], rtol=1e-4)
+    for key in single:
+        if key.startswith("density."):
+            np.testing.assert_allclose(first[key], single[key], atol=1e-4, err_msg=key)
+    assert int(first["best"]) == int(single["best"])
+    np.testing.assert_array_equal(first["labels"], single["labels"])
+
+
+def test_distributed_without_a_process_group_says_how_to_start_one():
+    X, _ = make_moons(50, random_state=0)
+    with pytest.raises(ValueError, match="launch with torchrun"):
+        FlowMixture(2, distributed="restarts", n_epochs=1).fit(X)
+    with pytest.raises(ValueError, match="distributed must be None or one of"):
+        FlowMixture(2, distributed="ranks", n_epochs=1).fit(X)
+
+
+def test_restart_blocks_cover_every_restart_once():
+    blocks = [restart_block(7, rank, 3) for rank in range(3)]
+    assert np.concatenate(blocks).tolist() == list(range(7))
+    assert [len(b) for b in blocks] == [3, 2, 2]
+    with pytest.raises(ValueError, match="use n_init >= 4"):
+        restart_block(3, 0, 4)
