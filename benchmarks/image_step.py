@@ -17,6 +17,7 @@ import torch
 
 from flowmix._memory import reuse_freed_memory
 from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
 from flowmix.training import make_optimizer
 
 
@@ -49,7 +50,9 @@ def step_flops(dim: int, hidden: int, k: int, batch: int) -> float:
 def image_step(dim: int, hidden: int, k: int, batch: int, device: torch.device, repeats: int = 5) -> dict:
     """Best-of-``repeats`` wall time of one Adam step of a K-component, one-layer MAF mixture."""
     gen = torch.Generator().manual_seed(0)
-    model = MixtureOfFlows(torch.rand(1, k, dim, generator=gen), 0.1, (hidden,), 1, "tanh", gen).to(device)
+    means = torch.rand(1, k, dim, generator=gen)
+    flows = make_flow("maf", k, dim, hidden_units=(hidden,), n_layers=1, activation="tanh", generator=gen)
+    model = MixtureOfFlows(flows, means, 0.1).to(device)
     opt = make_optimizer(model, 1e-3)
     x = torch.rand(dim, batch, device=device)
 

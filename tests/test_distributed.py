@@ -117,3 +117,23 @@ def test_restart_blocks_cover_every_restart_once():
     assert [len(b) for b in blocks] == [3, 2, 2]
     with pytest.raises(ValueError, match="use n_init >= 4"):
         restart_block(3, 0, 4)
+
+
+def test_flowmix_fit_under_torchrun_writes_the_single_process_model(tmp_path):
+    X, _ = make_moons(200, noise=0.05, random_state=0)
+    table = tmp_path / "points.csv"
+    np.savetxt(table, X, delimiter=",")
+    fit = ["fit", str(table), "-k", "2", "--preset", "paper-toy", "--epochs", "20", "--n-init", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = [sys.executable, "-m", "flowmix", *fit, "--out", str(tmp_path / "single")]
+    subprocess.run(single, env=env, check=True, capture_output=True, timeout=180)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    launcher += ["--master-port", str(_free_port()), "-m", "flowmix"]
+    shared = [*launcher, *fit, "--distributed", "restarts", "--out", str(tmp_path / "two")]
+    done = subprocess.run(
+        shared, env=env, capture_output=True, text=True, timeout=180, start_new_session=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("model saved to") == 1  # the first process writes, the other stays quiet
+    one, two = FlowMixture.load(tmp_path / "single"), FlowMixture.load(tmp_path / "two")
+    np.testing.assert_array_equal(one.score_samples(X), two.score_samples(X))

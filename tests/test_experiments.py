@@ -275,3 +275,45 @@ def test_library_core_never_imports_the_experiments():
         p.name for p in core if "flowmix.experiments" in p.read_text() or "flowmix.cli" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_a_killed_image_fit_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    from flowmix.checkpoint import FitCheckpoint
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 0.05, (40, 6)) for c in (0.2, 0.5, 0.8, 0.35, 0.65)]).astype(np.float32)
+    y = np.repeat(np.arange(5), 40)
+    spec = GridSpec(
+        datasets=["mnist5"], methods=["flows"], runs=2, epochs=4, quick=True, checkpoint_seconds=1e-9
+    )
+    expected = read_records(
+        run_grid(
+            spec, tmp_path / "whole", progress=False, loader=lambda name: SimpleNamespace(X=X, y=y)
+        ).out_dir
+    )
+
+    original, writes = FitCheckpoint.save, []
+
+    def save_then_die(self, phase, tensors, meta):
+        original(self, phase, tensors, meta)
+        writes.append(meta["epochs_run"])
+        if len(writes) == 2:
+            raise KeyboardInterrupt  # killed after the second epoch's checkpoint
+
+    monkeypatch.setattr(FitCheckpoint, "save", save_then_die)
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(spec, out, progress=False, loader=lambda name: SimpleNamespace(X=X, y=y))
+    assert not read_records(out) and list((out / "checkpoints").iterdir())
+    monkeypatch.setattr(FitCheckpoint, "save", original)
+    resumed = []
+    monkeypatch.setattr(
+        FitCheckpoint, "load", lambda self, f=FitCheckpoint.load: resumed.append(f(self)) or resumed[-1]
+    )
+    run_grid(spec, out, progress=False, loader=lambda name: SimpleNamespace(X=X, y=y))
+    assert resumed[0] is not None and resumed[0].meta["epochs_run"] == 2  # continued, not restarted
+    got = read_records(out)
+    assert [(r["run"], r["objective"], r["metrics"]) for r in got] == [
+        (r["run"], r["objective"], r["metrics"]) for r in expected
+    ]
+    assert not list((out / "checkpoints").iterdir())  # deleted once the records were written

@@ -14,6 +14,11 @@ flushed. A record's key is (data set, method, run, config hash); a re-run skips 
 present, so an interrupted grid resumes where it stopped and a finished one costs nothing to
 repeat. A half-written last line (a kill during the write) is ignored on reading.
 
+Several runners may share one output directory, to fan a grid out: each unit of work (a batched
+flows fit, one baseline run) is claimed before it runs (:func:`~flowmix.experiments.records.try_claim`),
+a unit claimed by another live process is left to it, and a claimed unit whose records appeared
+meanwhile is not run again; so every record is written once.
+
 For the toy sets the runner also writes, per set, the best model (``models/<name>/``), an animated
 GIF of the best run's density during training, a Figure 2-style panel of the other runs'
 densities and the arrays behind them; :func:`make_figure1` draws Figure 1 from the saved models.
@@ -29,6 +34,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -53,10 +59,13 @@ from flowmix.experiments.records import (
     RECORDS_FILE,
     SCHEMA_VERSION,
     append_records,
+    claim_owner,
     config_hash,
     jsonable,
     read_records,
     record_key,
+    try_claim,
+    unit_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,6 +133,10 @@ class GridSpec:
         Points per axis of the density grid of the toy figures.
     save_models : bool, optional
         Save the best model of each data set; default: toy sets only (image models are large).
+    checkpoint_seconds : float or None
+        Image-set flows fits write a checkpoint (``<out>/checkpoints/``) this often, so a killed
+        grid loses at most this much of one fit; the checkpoint is deleted once the fit's records
+        are written. None: no checkpoints.
     explicit : bool
         The data sets were named by the user: a missing image set is an error (and may be
         downloaded) instead of being skipped with a message.
@@ -143,6 +156,7 @@ class GridSpec:
     snapshot_every: int | None = None
     grid_size: int = 100
     save_models: bool | None = None
+    checkpoint_seconds: float | None = 300.0
     explicit: bool = False
     download: bool = True
     quick_settings: QuickSettings = field(default_factory=lambda: QUICK)
@@ -194,6 +208,8 @@ class GridSummary:
         Records written by this call.
     skipped_records : int
         Records already present (resumed), not re-run.
+    claimed_elsewhere : int
+        Records of units that another process was running (claimed) when this one reached them.
     skipped_datasets : list of (name, reason)
         Data sets left out because their files are missing.
     seconds : float
@@ -203,6 +219,7 @@ class GridSummary:
     out_dir: Path
     new_records: int = 0
     skipped_records: int = 0
+    claimed_elsewhere: int = 0
     skipped_datasets: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     figures: list[Path] = field(default_factory=list)
@@ -412,44 +429,41 @@ def run_grid(
         for ds, units in plan:
             if not any(todo for *_, todo in units):
                 continue
-            bar.set_postfix_str(f"{ds.name}: loading")
-            data = _load(ds, spec, loader)
-            X = np.asarray(data.X)
-            y = np.asarray(data.y)
-            if not ds.is_toy:
-                X, y = _subsample(X, y, spec.image_max_samples())
+            X = y = None
             for method, config, digest, todo in units:
                 if not todo:
                     continue
-                bar.set_postfix_str(f"{ds.name}/{method}")
-                common = {
-                    "schema": SCHEMA_VERSION,
-                    "dataset": ds.name,
-                    "method": method,
-                    "config_hash": digest,
-                    "config": config,
-                    "quick": bool(spec.quick),
-                    "runs_planned": runs,
-                    "k": ds.k,
-                    "n_samples": int(X.shape[0]),
-                    "n_features": int(X.shape[1]),
-                    "objective_name": OBJECTIVE_NAMES[method],
-                    "flowmix_version": machine["flowmix"],
-                    "machine": machine,
-                }
-                if method == "flows":
-                    records = _run_flows(ds, X, y, config, spec, out, common, progress)
-                    append_records(out, records)
-                    summary.new_records += len(records)
-                    bar.update(len(records))
-                else:
-                    for run in todo:
-                        device = spec.device if config.get("implementation") == "torch" else None
-                        record = _run_baseline(method, X, y, ds.k, run, config, common, device)
-                        append_records(out, [record])
-                        summary.new_records += 1
-                        bar.update(1)
-            del data, X, y
+                # A batched flows fit is one unit of work; each baseline run is one.
+                pieces = [("all", todo)] if method == "flows" else [(run, [run]) for run in todo]
+                for tag, piece in pieces:
+                    unit = unit_name(ds.name, method, digest, tag)
+                    claim = try_claim(out, unit)
+                    if claim is None:
+                        owner = claim_owner(out, unit) or {}
+                        say(
+                            f"{ds.name}/{method} run {tag}: being run by another process "
+                            f"(pid {owner.get('pid', '?')} on {owner.get('host', '?')}); left to it"
+                        )
+                        summary.claimed_elsewhere += len(piece)
+                        bar.update(len(piece))
+                        continue
+                    with claim:
+                        # Whoever held the claim before may have finished the unit since the plan.
+                        present = {record_key(r) for r in read_records(out)}
+                        if all((ds.name, method, r, digest) in present for r in piece):
+                            summary.skipped_records += len(piece)
+                            bar.update(len(piece))
+                            continue
+                        if X is None:
+                            bar.set_postfix_str(f"{ds.name}: loading")
+                            X, y = _load_arrays(ds, spec, loader)
+                        bar.set_postfix_str(f"{ds.name}/{method}")
+                        added = _run_unit(
+                            ds, method, config, digest, piece, X, y, spec, out, machine, progress
+                        )
+                        summary.new_records += added
+                        bar.update(added)
+            del X, y
     finally:
         bar.close()
 
@@ -458,6 +472,66 @@ def run_grid(
         summary.figures += make_figure1(out, loader=loader)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _load_arrays(ds: DatasetConfig, spec: GridSpec, loader: Loader | None) -> tuple[np.ndarray, np.ndarray]:
+    """The data set's points and labels, image sets subsampled as the grid asks."""
+    data = _load(ds, spec, loader)
+    X = np.asarray(data.X)
+    y = np.asarray(data.y)
+    if not ds.is_toy:
+        X, y = _subsample(X, y, spec.image_max_samples())
+    return X, y
+
+
+def _run_unit(
+    ds: DatasetConfig,
+    method: str,
+    config: dict[str, Any],
+    digest: str,
+    todo: list[int],
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: GridSpec,
+    out: Path,
+    machine: dict[str, Any],
+    progress: bool,
+) -> int:
+    """Run one claimed unit of work (the runs ``todo`` of ``method`` on ``ds``); records written."""
+    runs = spec.n_runs
+    new_records = 0
+    common = {
+        "schema": SCHEMA_VERSION,
+        "dataset": ds.name,
+        "method": method,
+        "config_hash": digest,
+        "config": config,
+        "quick": bool(spec.quick),
+        "runs_planned": runs,
+        "k": ds.k,
+        "n_samples": int(X.shape[0]),
+        "n_features": int(X.shape[1]),
+        "objective_name": OBJECTIVE_NAMES[method],
+        "flowmix_version": machine["flowmix"],
+        "machine": machine,
+    }
+    if method == "flows":
+        records = _run_flows(ds, X, y, config, spec, out, common, progress)
+        append_records(out, records)
+        new_records += len(records)
+        shutil.rmtree(_checkpoint_dir(out, ds, digest), ignore_errors=True)  # its records are safe now
+    else:
+        for run in todo:
+            device = spec.device if config.get("implementation") == "torch" else None
+            record = _run_baseline(method, X, y, ds.k, run, config, common, device)
+            append_records(out, [record])
+            new_records += 1
+    return new_records
+
+
+def _checkpoint_dir(out: Path, ds: DatasetConfig, digest: str) -> Path:
+    """Where the flows fit of ``ds`` under configuration ``digest`` keeps its checkpoint."""
+    return out / "checkpoints" / f"{ds.name}-{digest}"
 
 
 def check_device(device: str) -> None:
@@ -571,6 +645,13 @@ def _run_flows(
     params["hidden_units"] = tuple(params["hidden_units"])
     n_epochs = int(params["n_epochs"])
     runs = int(config["runs"])
+    if not ds.is_toy and spec.checkpoint_seconds is not None:
+        # Toy fits take seconds and record density snapshots of every epoch: not worth resuming.
+        params.update(
+            checkpoint_dir=_checkpoint_dir(out, ds, common["config_hash"]),
+            checkpoint_every_epochs=None,
+            checkpoint_every_seconds=spec.checkpoint_seconds,
+        )
     model = FlowMixture(
         ds.k, **params, device=spec.device, random_state=config["random_state"], verbose=progress
     )
