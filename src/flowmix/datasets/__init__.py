@@ -151,7 +151,7 @@ def load_dataset(
     Parameters
     ----------
     name : str
-        One of :data:`DATASET_NAMES`: ``circles``, ``moons``, ``pinwheel``, ``smile``,
+        One of :data:`~flowmix.datasets.DATASET_NAMES`: ``circles``, ``moons``, ``pinwheel``, ``smile``,
         ``two_bananas`` (2-D toy sets); ``mnist``, ``mnist5`` (digits 0-4), ``fmnist``, ``cifar10``
         (image sets, train and test concatenated, pixels / 255); ``<image set>_pca`` means
         ``pca=100``. Case and ``-``/``_`` do not matter.

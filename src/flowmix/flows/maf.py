@@ -73,7 +73,7 @@ class StackedMAF(AutoregressiveFlow):
         """log density with the last layer fused into the base density (flowmix.fused).
 
         The fused function keeps the training step's element-wise work small; with ``fused``
-        False the generic path of :class:`StackedFlow` runs instead.
+        False the generic path of :class:`~flowmix.flows.base.StackedFlow` runs instead.
         """
         if not self.fused:
             return super().log_prob_columns(x, loc, scale)
