@@ -1,5 +1,6 @@
 """FlowMixture: densities, sampling, restarts, divergence handling, determinism, pipelines."""
 
+import copy
 import math
 
 import numpy as np
@@ -236,6 +237,8 @@ def test_inference_in_small_chunks_equals_one_chunk(fitted, moons, monkeypatch):
     from flowmix import density as density_module
 
     X, _ = moons
+    # float64 (float32 chunks: tests/test_inference_dtype.py).
+    fitted = copy.deepcopy(fitted).set_params(inference_dtype="float64")
     whole_scores, whole_proba = fitted.score_samples(X), fitted.predict_proba(X)
     # 3 points per chunk: 134 chunks for 400 points, the last one not full.
     monkeypatch.setattr(density_module, "INFERENCE_CHUNK_FLOATS", 3 * fitted.n_components * (16 + 4 * 2))

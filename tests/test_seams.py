@@ -40,7 +40,7 @@ def test_an_initialisation_sets_scales_weights_and_pretrains_the_flows(blobs, mo
     assert (model.predict(X) == y).all()
     # Each component was pretrained on its own blob: it gives its blob the higher density.
     with torch.no_grad():
-        own = model.density_.component_log_prob(torch.as_tensor(X))[0].numpy()
+        own = model.density_.component_log_prob(torch.as_tensor(X, dtype=torch.float32))[0].numpy()
     assert own[0, y == 0].mean() > own[1, y == 0].mean() + 10
     assert own[1, y == 1].mean() > own[0, y == 1].mean() + 10
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -247,6 +248,9 @@ def _run_reproduce(
         raise UserError(
             f"{', '.join(wrong)} is not part of `reproduce {experiment}`; choose from {', '.join(allowed)}."
         )
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        # Started by torchrun: one GPU per process; the processes share the grid through its claims.
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     spec = GridSpec(
         datasets=names,
         methods=_split_list(methods),
@@ -273,7 +277,8 @@ def _run_reproduce(
     ran = [n for n in names if n not in {s for s, _ in summary.skipped_datasets}]
     click.echo(
         f"{summary.new_records} new record(s), {summary.skipped_records} already done, "
-        f"in {summary.seconds:.1f} s -> {Path(out) / 'records.jsonl'}"
+        + (f"{summary.claimed_elsewhere} left to another process, " if summary.claimed_elsewhere else "")
+        + f"in {summary.seconds:.1f} s -> {Path(out) / 'records.jsonl'}"
     )
     if not ran:
         click.echo(
@@ -416,10 +421,29 @@ def demo(out: str, quick: bool, device: str, no_progress: bool) -> None:
 
 
 def _read_prep(model_dir: Path) -> dict[str, Any]:
+    """The preprocessing that `flowmix fit` wrote beside the model, checked (none if absent)."""
     path = model_dir / CLI_SIDECAR
     if not path.is_file():
         return {"scale": "none"}
-    return json.loads(path.read_text(encoding="utf-8"))
+    redo = f"fit the model again with `flowmix fit FILE -k K --out {model_dir}` (it writes {CLI_SIDECAR})"
+    try:
+        prep = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); {redo}.") from None
+    scale = prep.get("scale", "none") if isinstance(prep, dict) else None
+    ok = scale in SCALINGS and isinstance(prep.get("label_column"), int | str | None)
+    if ok and scale != "none":
+        offset, span = prep.get("offset"), prep.get("span")
+        numbers = [v for v in (offset, span) if isinstance(v, list)]
+        ok = (
+            len(numbers) == 2
+            and len(offset) == len(span) > 0
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in offset + span)
+            and bool(np.isfinite(offset + span).all())
+        )
+    if not ok:
+        raise UserError(f"{path} does not hold the preprocessing settings `flowmix fit` writes; {redo}.")
+    return prep
 
 
 def _load_model(model_dir: str, device: str | None = None) -> tuple[Any, dict[str, Any]]:

@@ -36,6 +36,7 @@ from flowmix.distributed import (
     world,
 )
 from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
+from flowmix.inference import Inference, in_dtype, torch_inference_dtype
 from flowmix.init import INITIALISATIONS, Start, initialise
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
@@ -144,6 +145,19 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Draw a new mini-batch order each epoch.
     device : str, default="cpu"
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
+    inference_dtype : {"float32", "float64"}, default="float32"
+        Precision of ``predict``, ``predict_proba``, ``score_samples``, ``score``, ``sample``
+        and of ``labels_``; read when they run, so ``set_params`` changes it without refitting.
+        ``"float32"`` uses the trained float32 parameters as they are, and for MAFs with one
+        hidden layer skips the masked half of each weight matrix: several times the float64
+        throughput (benchmarks/predict_throughput.py). Its products round differently with the
+        shape of the batch, so a point's log density moves in its last float32 bits (relative
+        1e-7 to 1e-6) with the other points predicted together; labels change only at near-ties.
+        ``"float64"`` runs a float64 copy of the density: batch effects stay near 1e-14 and the
+        paper presets' results equal flowmix 0.1.0's bit for bit. scikit-learn's
+        ``check_estimator`` needs that (its subset and sample-order invariance checks compare
+        results to 1e-7 and 1e-9 absolute) and is run with ``inference_dtype="float64"``.
+        Models saved before this parameter existed load with ``"float64"``, as they predicted.
     random_state : int, RandomState or None, default=None
     checkpoint_dir : str or path, default=None
         Directory where the fit writes a checkpoint (model, Adam state, random generator state,
@@ -175,7 +189,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     base_means_ : ndarray of shape (n_components, n_features)
     base_scales_ : ndarray of shape (n_components, n_features)
         Standard deviations of the base normals (``base_std`` everywhere unless ``init`` set them).
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (``n_iter_``,)
         Mean training loss per epoch of the kept restart.
     losses_ : ndarray of shape (n_init, n_epochs_run)
         The same for every restart; NaN after a restart stopped on a non-finite loss.
@@ -184,7 +198,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Epochs the kept restart ran.
     best_epoch_ : int or None
         With ``early_stopping``: the epoch (0-based) whose parameters the kept restart holds.
-    validation_loss_curve_ : ndarray of shape (n_iter_,) or None
+    validation_loss_curve_ : ndarray of shape (``n_iter_``,) or None
         With ``early_stopping``: the kept restart's validation NLL after every epoch.
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training point.
@@ -227,6 +241,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_init: int = 3,
         shuffle: bool = True,
         device: str = "cpu",
+        inference_dtype: str = "float32",
         random_state: Any = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_epochs: int | None = 10,
@@ -255,6 +270,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_init = n_init
         self.shuffle = shuffle
         self.device = device
+        self.inference_dtype = inference_dtype
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every_epochs = checkpoint_every_epochs
@@ -344,10 +360,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             kept = density.take_restart(best)
         else:
             result, best, kept = self._select_across_ranks(result, density, columns, validation, block)
-        # Inference runs in float64: results for a point then depend on which other points share
-        # its batch only in the last bits (about 1e-14; float32 GEMMs round visibly differently
-        # with the batch shape).
-        self._set_fitted(kept.double(), result, best)
+        # The density is kept in float32, as trained (nothing rounded); inference makes a float64
+        # copy when inference_dtype asks for one (flowmix.inference).
+        self._set_fitted(kept, result, best)
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self
@@ -484,7 +499,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.best_epoch_ = int(result.best_epoch[best])
             self.validation_loss_curve_ = result.validation_losses[best, : self.n_iter_].copy()
         self.loss_curve_ = result.losses[best, : self.n_iter_].copy()
-        self.weights_ = density.log_weights()[0].exp().detach().cpu().numpy().astype(np.float64)
+        # From the logits in float64, whatever the density's dtype: the same weights either way.
+        log_weights = torch.log_softmax(density.logits.detach()[0].double(), dim=-1)
+        self.weights_ = log_weights.exp().cpu().numpy()
         self.base_means_ = density.base_means[0].cpu().numpy().astype(np.float64)
         if density.base_scales is None:
             self.base_scales_ = np.full_like(self.base_means_, density.base_std)
@@ -504,15 +521,23 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     @reuse_freed_memory()
     def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
-        """As :meth:`_joint_log_prob` for an already validated array."""
-        density = self.density_
-        device = density.logits.device
-        chunk = density.points_per_chunk()
+        """As :meth:`_joint_log_prob` for an already validated array, in ``inference_dtype``."""
+        inference = Inference(self.density_, torch_inference_dtype(self.inference_dtype))
+        device = self.density_.logits.device
+        chunk = inference.points_per_chunk
         out = np.empty((X.shape[0], self.n_components), dtype=np.float64)
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                part = torch.as_tensor(X[start : start + chunk], dtype=torch.float64, device=device)
-                out[start : start + chunk] = density.joint_log_prob(part)[0].T.cpu().numpy()
+        for start in range(0, X.shape[0], chunk):
+            part = torch.as_tensor(X[start : start + chunk], device=device)
+            out[start : start + chunk] = inference.joint_log_prob(part)[0].T.cpu().numpy()
+        # Far from the data (|x| beyond about 1e19) float32 squares overflow to -inf where float64
+        # stays finite; those rows (rare) are computed again in float64.
+        far = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if far.size and inference.dtype != torch.float64:
+            exact = Inference(self.density_, torch.float64)
+            for start in range(0, far.size, exact.points_per_chunk):
+                rows = far[start : start + exact.points_per_chunk]
+                part = torch.as_tensor(X[rows], device=device)
+                out[rows] = exact.joint_log_prob(part)[0].T.cpu().numpy()
         return out
 
     def predict(self, X: Any) -> np.ndarray:
@@ -542,7 +567,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        x, labels = self.density_.sample(int(n_samples), torch.Generator().manual_seed(seed))
+        density = in_dtype(self.density_, torch_inference_dtype(self.inference_dtype))
+        x, labels = density.sample(int(n_samples), torch.Generator().manual_seed(seed))
         return x.cpu().numpy().astype(np.float64), labels.cpu().numpy()
 
     def n_parameters(self) -> int:
@@ -580,6 +606,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return resolve_device(self.device)
 
     def _check_params(self) -> None:
+        torch_inference_dtype(self.inference_dtype)  # used at the end of fit: refuse a typo first
+
         def positive_int(name: str, value: Any) -> None:
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -657,12 +685,27 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     def _validate_X(self, X: Any, reset: bool) -> np.ndarray:
         """Check X and convert it to a finite float32 array of shape (n_samples, n_features)."""
+        if X is None:
+            raise TypeError(
+                "X is None; pass the data as an array-like of shape (n_samples, n_features), e.g. a "
+                "numpy array, a list of rows or a DataFrame."
+            )
+        if isinstance(X, Mapping) and not hasattr(X, "toarray"):  # scipy's dok sparse format is a dict
+            raise TypeError(
+                f"X is a {type(X).__name__} of columns; pass it as a table instead, e.g. "
+                "pandas.DataFrame(X) or np.column_stack(list(X.values()))."
+            )
         ndim = getattr(X, "ndim", None)
         if ndim is None and not hasattr(X, "toarray") and not hasattr(X, "iloc"):
             try:
                 ndim = np.ndim(X)
             except ValueError:  # ragged nested lists
                 ndim = None
+        if ndim == 0:
+            raise ValueError(
+                f"Expected a 2-D array of shape (n_samples, n_features), got the single value {X!r:.60}. "
+                "Pass a table with one row per sample, e.g. [[value]] for one sample of one feature."
+            )
         if ndim == 1:
             raise ValueError(
                 "Expected a 2-D array of shape (n_samples, n_features), got a 1-D array. Reshape "
@@ -675,10 +718,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 f"shape {np.shape(X)}. Flatten each sample first, e.g. X.reshape(len(X), -1)."
             )
         try:
-            return validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=1)
+            # Values beyond float32's range become inf in the cast and are refused just below;
+            # numpy's overflow warning would only come first.
+            with np.errstate(over="ignore"):
+                return validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=1)
         except ValueError as err:
             text = str(err)
-            if "could not convert" in text:
+            if "could not convert" in text or "Cannot cast" in text:  # the second: pandas' string columns
                 raise ValueError(
                     f"X must be numeric: {text}. Encode or drop non-numeric columns before fitting."
                 ) from err
@@ -693,11 +739,34 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                     "preprocessing), or fit a new model on this data."
                 ) from err
             if "NaN" in text or "infinity" in text:
+                # float32's range ends near 3.4e38: larger finite values become inf on conversion.
+                beyond = " (or values beyond float32's range, about 3.4e38, which rescaling fixes)"
                 raise ValueError(
                     f"{text.splitlines()[0]} FlowMixture needs finite values: drop or impute the "
-                    "missing/infinite entries first (e.g. sklearn.impute.SimpleImputer)."
+                    f"missing/infinite entries{beyond if 'too large' in text else ''} first (e.g. "
+                    "sklearn.impute.SimpleImputer)."
+                ) from err
+            if "Complex data not supported" in text:  # sklearn's message goes on to print all of X
+                raise ValueError(
+                    "Complex data not supported: FlowMixture models real numbers. Pass the real part "
+                    "(X.real), the magnitude (np.abs(X)), or the real and imaginary parts as separate "
+                    "columns."
+                ) from err
+            if "0 feature(s)" in text:
+                raise ValueError(f"{text} X has no columns: pass at least one feature.") from err
+            if "inhomogeneous" in text or "setting an array element with a sequence" in text:
+                raise ValueError(
+                    f"X must be a rectangular table of numbers, one number per cell and the same number "
+                    f"of features in every row; fix the rows or cells that differ ({text.splitlines()[0]})."
                 ) from err
             raise
+        except TypeError as err:
+            if "Sparse data" in str(err):  # already says what to do (.toarray())
+                raise
+            raise TypeError(
+                f"X must hold numbers only: {err}. Pass an array-like of numbers (encode or drop "
+                "non-numeric columns and objects first)."
+            ) from err
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,22 +5,28 @@ Format versions:
     1. flowmix 0.1: MAF only; the flow's architecture is read from the estimator parameters.
     2. flowmix 0.2: the config names the flow family and its architecture (``"flow"``), and the
        tensors may hold per-component base scales.
-Older versions still load: :func:`_migrate` brings their config up to the current version.
+
+Older versions still load: ``_migrate`` brings their config up to the current version.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
-import shutil
 from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from flowmix._io import atomic_write_dir
 from flowmix.density import MixtureOfFlows
-from flowmix.flows import FLOW_FAMILIES
+from flowmix.flows import FLOW_FAMILIES, family_defaults
+from flowmix.flows.base import AutoregressiveFlow
+from flowmix.nn import ACTIVATIONS
+from flowmix.training import TrainResult
 
 if TYPE_CHECKING:
     from flowmix.estimator import FlowMixture
@@ -73,26 +79,38 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         "best_restart": model.best_restart_,
         "n_iter": model.n_iter_,
     }
-    # Both files go to a temporary sibling directory that then replaces ``path``: a model
-    # directory always holds a matching pair, whatever interrupts the save.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    try:
-        tmp.mkdir()
+    # Both files go to a temporary sibling directory that then replaces ``path``
+    # (flowmix._io.atomic_write_dir): a model directory always holds a matching pair, and an
+    # existing model survives whatever interrupts the save (an error, a full disk, Ctrl-C).
+
+    def write(tmp: Path) -> None:
         save_file(tensors, str(tmp / TENSORS_FILE))
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_scalar), encoding="utf-8")
+
+    atomic_write_dir(path, write)
     return path
 
 
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars (``n_components=np.int64(3)``, as scikit-learn's searches pass) as Python numbers."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
+
+
 def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | None = None) -> FlowMixture:
-    """Read a model written by :func:`save_model` (any format version up to the current one)."""
+    """Read a model written by :func:`save_model` (any format version up to the current one).
+
+    The files are checked before anything is built from them, so that a damaged or hostile model
+    directory is refused with a ValueError instead of crashing, allocating without bound or
+    loading a density that silently returns NaN: the config must be a JSON object of the right
+    types; the safetensors header must describe float tensors packed exactly into the file; the
+    config's sizes must fit in the tensors the file holds (checked by arithmetic and by building
+    the architecture on torch's "meta" device, which allocates nothing); the tensors must be
+    exactly the architecture's, with its autoregressive masks, finite values and a finite density.
+    """
     import numpy as np
     from safetensors.torch import load_file
 
@@ -103,49 +121,404 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
             f"{path} is not a saved FlowMixture: expected {CONFIG_FILE} and {TENSORS_FILE} in it "
             "(write one with FlowMixture.save)."
         )
-    config = json.loads(config_path.read_text())
-    version = config.get("format_version")
-    if config.get("format") != "flowmix-model" or version not in range(1, FORMAT_VERSION + 1):
-        raise ValueError(
-            f"{config_path} is not a flowmix model file of format version 1 to {FORMAT_VERSION} "
-            f"(it says format {config.get('format')!r}, version {version!r}); a newer flowmix may read it."
-        )
-    config = _migrate(config)
-    params = config["params"]
-    if params.get("hidden_units") is not None:
-        params["hidden_units"] = tuple(params["hidden_units"])
-    if device is not None:
-        params["device"] = device
-    model = cls(**params)
-    tensors = load_file(str(tensors_path))
-    k, d = params["n_components"], config["n_features_in"]
-    family = config["flow"]["family"]
-    if family not in FLOW_FAMILIES:
-        raise ValueError(
-            f"{config_path} holds a flow of family {family!r}, which this flowmix does not know."
-        )
-    flows = FLOW_FAMILIES[family](k, d, **_architecture(config["flow"]["config"]))
-    scales = torch.zeros(1, k, d) if "base_scales" in tensors else None
-    density = MixtureOfFlows(flows, torch.zeros(1, k, d), config["base_std"], scales).double()
-    density.load_state_dict({key: v for key, v in tensors.items() if key not in _RESULT_TENSORS})
-    density = density.to(model._torch_device())
-    model._set_fitted(density, tensors["losses"].numpy(), config["best_restart"], config["n_iter"])
-    model.n_features_in_ = d
-    if config.get("feature_names_in"):
-        model.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
+    layout = _read_layout(cls, config_path, device)
+    # Models saved before inference_dtype existed predicted in float64; they still do.
+    layout.params.setdefault("inference_dtype", "float64")
+    header = _read_header(tensors_path)
+    _check_sizes(layout, header, tensors_path)
+    with_scales = "base_scales" in header
+    try:
+        with torch.device("meta"):
+            skeleton = _build(layout, with_scales)
+    except (ValueError, TypeError) as err:
+        raise _corrupt(config_path, f"its flow settings cannot be built ({err})") from None
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    _check_tensor_shapes(layout, expected, header, tensors_path)
+
+    # From here on every allocation is bounded by the size of the tensor file.
+    try:
+        tensors = load_file(str(tensors_path))
+    except Exception as err:  # safetensors' own error type differs across its versions
+        raise _corrupt(tensors_path, f"safetensors cannot read it ({err})") from None
+    read = {name: tuple(t.shape) for name, t in tensors.items()}
+    if read != {name: shape for name, (_, shape) in header.items()}:
+        raise _corrupt(tensors_path, "its tensors changed while it was being read")
+    density = _build(layout, with_scales)
+    state = {name: t for name, t in tensors.items() if name not in _RESULT_TENSORS}
+    _check_tensor_values(density, state, tensors_path)
+    density.load_state_dict(state)
+    try:
+        model = cls(**layout.params)
+    except TypeError as err:
+        raise _corrupt(config_path, f"its estimator parameters are not FlowMixture's ({err})") from None
+    # The precision of the file's weights (float32 as fitted; float64 in older files), so that
+    # the loaded model computes exactly what the saved one did in either inference_dtype.
+    dtype = torch.float32 if all(t.dtype == torch.float32 for t in state.values()) else torch.float64
+    density = density.to(model._torch_device(), dtype)
+    losses = tensors["losses"].double().numpy()
+    # The file keeps the losses and the kept restart's epoch count; what else a fit's result held
+    # (stopped restarts, early-stopping bookkeeping) is not needed by a loaded model.
+    result = TrainResult(losses, np.full(len(losses), -1), layout.n_iter)
+    model._set_fitted(density, result, layout.best_restart)
+    model.n_features_in_ = layout.n_features
+    if layout.feature_names:
+        model.feature_names_in_ = np.asarray(layout.feature_names, dtype=object)
+    # A last check that needs no knowledge of the flow family or of the estimator's parameters:
+    # the model must give a finite density at a few finite points (its own base means). A zero
+    # scale, an overflowing weight or a parameter that breaks inference would not.
+    try:
+        probe = model._joint_log_prob_array(model.base_means_.astype(np.float32))
+    except (ValueError, TypeError) as err:
+        raise _corrupt(config_path, f"the model it describes cannot predict ({err})") from None
+    if not np.isfinite(probe).all():
+        raise _corrupt(tensors_path, "its tensors give a non-finite density at the components' own means")
     return model
 
 
-def _architecture(flow_config: dict[str, Any]) -> dict[str, Any]:
-    return {key: tuple(v) if key == "hidden_units" else v for key, v in flow_config.items()}
+# ----------------------------------------------------------------------------------------------
+# Checks of a model directory, before anything is built from it.
+
+#: Largest config.json read, in bytes; a real one takes a few kB (feature names included).
+_MAX_CONFIG_BYTES = 16 * 2**20
+#: safetensors' own limit on the JSON header of a tensor file.
+_MAX_HEADER_BYTES = 100 * 2**20
+#: Bytes per element of the safetensors dtypes; a model's tensors are among the float ones.
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
-def _migrate(config: dict[str, Any]) -> dict[str, Any]:
+@dataclasses.dataclass
+class _Layout:
+    """What a config says, checked: the estimator's parameters and the fitted architecture."""
+
+    params: dict[str, Any]
+    family: str
+    flow_kwargs: dict[str, Any]
+    n_components: int
+    n_features: int
+    base_std: float
+    best_restart: int
+    n_iter: int
+    feature_names: list[str] | None
+
+
+def _corrupt(path: Path, problem: str) -> ValueError:
+    return ValueError(
+        f"{path} is not a valid flowmix model file: {problem}. It is damaged or was not written by "
+        "FlowMixture.save; restore the model directory from a copy, or fit and save the model again."
+    )
+
+
+def _short(value: Any) -> str:
+    """repr of ``value`` cut to a line: a hostile file may hold values megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _is_count(value: Any, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) -> _Layout:
+    """The checked contents of config.json (migrated to the current format version)."""
+    size = config_path.stat().st_size
+    if size > _MAX_CONFIG_BYTES:
+        raise _corrupt(config_path, f"it is {size} bytes long, far more than a model's settings take")
+    try:
+        config = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _corrupt(config_path, f"it is not JSON text ({err})") from None
+    if not isinstance(config, dict):
+        raise _corrupt(config_path, f"it holds a JSON {type(config).__name__}, not an object of settings")
+    version = config.get("format_version")
+    # type() and not isinstance(): JSON's true would otherwise pass as version 1.
+    if (
+        config.get("format") != "flowmix-model"
+        or type(version) is not int
+        or not 1 <= version <= FORMAT_VERSION
+    ):
+        raise ValueError(
+            f"{config_path} is not a flowmix model file of format version 1 to {FORMAT_VERSION} "
+            f"(it says format {_short(config.get('format'))}, version {_short(version)}); a newer flowmix may read it."
+        )
+    config = _migrate(config, config_path)
+
+    def need(ok: bool, problem: str) -> None:
+        if not ok:
+            raise _corrupt(config_path, problem)
+
+    params = config.get("params")
+    need(isinstance(params, dict), "its 'params' are not an object of estimator parameters")
+    params = dict(params)
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise ValueError(
+            f"{config_path} sets estimator parameter(s) {_short(unknown)} that this flowmix's FlowMixture does "
+            "not have; a newer flowmix may read it."
+        )
+    k, d = params.get("n_components"), config.get("n_features_in")
+    need(_is_count(k), f"n_components is {_short(k)}, not a positive integer")
+    need(_is_count(d), f"n_features_in is {_short(d)}, not a positive integer")
+    flow = config.get("flow")
+    need(
+        isinstance(flow, dict)
+        and isinstance(flow.get("family"), str)
+        and isinstance(flow.get("config"), dict),
+        "its 'flow' is not an object with a family name and a config",
+    )
+    family = flow["family"]
+    if family not in FLOW_FAMILIES:
+        raise ValueError(
+            f"{config_path} holds a flow of family {_short(family)}, which this flowmix does not know (it knows "
+            f"{sorted(FLOW_FAMILIES)}); a newer flowmix may read it."
+        )
+    need(
+        params.get("flow", family) == family,
+        f"its params say flow={_short(params.get('flow'))} but its flow is {_short(family)}",
+    )
+    kwargs = dict(flow["config"])
+    extra = sorted(set(kwargs) - set(family_defaults(family)))
+    need(not extra, f"its {family} flow config has unknown keys {_short(extra)}")
+    # The architecture settings the family's config holds (a family without a network writes none).
+    architecture = set(kwargs)
+    if issubclass(FLOW_FAMILIES[family], AutoregressiveFlow):
+        architecture |= {"hidden_units", "n_layers", "activation"}  # always written by these families
+    if "hidden_units" in architecture:
+        hidden = kwargs.get("hidden_units")
+        need(
+            isinstance(hidden, list) and bool(hidden) and all(_is_count(h) for h in hidden),
+            f"the flow's hidden_units are {_short(hidden)}, not a list of positive integers",
+        )
+        kwargs["hidden_units"] = tuple(hidden)
+    if "n_layers" in architecture:
+        need(
+            _is_count(kwargs.get("n_layers")),
+            f"the flow's n_layers is {_short(kwargs.get('n_layers'))}, not a positive integer",
+        )
+    if "activation" in architecture:
+        need(
+            kwargs.get("activation") in ACTIVATIONS,
+            f"the flow's activation {_short(kwargs.get('activation'))} is unknown",
+        )
+    base_std = config.get("base_std")
+    need(
+        isinstance(base_std, (int, float)) and not isinstance(base_std, bool) and 0 < base_std < math.inf,
+        f"base_std is {_short(base_std)}, not a positive finite number",
+    )
+    best, n_iter = config.get("best_restart"), config.get("n_iter")
+    need(_is_count(best, 0), f"best_restart is {_short(best)}, not a non-negative integer")
+    need(_is_count(n_iter, 0), f"n_iter is {_short(n_iter)}, not a non-negative integer")
+    names = config.get("feature_names_in")
+    need(
+        names is None
+        or (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)),
+        f"feature_names_in is not null or a list of {d} strings",
+    )
+    if isinstance(params.get("hidden_units"), list):
+        params["hidden_units"] = tuple(params["hidden_units"])
+    if device is not None:
+        params["device"] = device
+    where = params.get("device", "cpu")
+    try:
+        device_type = torch.device(where).type
+    except (RuntimeError, TypeError, ValueError):
+        device_type = None
+    if device_type not in _DEVICE_TYPES:
+        raise ValueError(
+            f"{config_path}: device {_short(where)} is not one of {', '.join(_DEVICE_TYPES)}; load the model "
+            "with FlowMixture.load(path, device='cpu')."
+        )
+    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names)
+
+
+def _read_header(tensors_path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name -> (dtype, shape) of every tensor, from a safetensors header checked against the file.
+
+    Only the 8-byte length and the JSON header are read: the tensors are packed back to back
+    after it, so their offsets must tile the rest of the file exactly.
+    """
+    size = tensors_path.stat().st_size
+    with open(tensors_path, "rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise _corrupt(
+                tensors_path, f"it is truncated ({size} bytes, too short for a safetensors header)"
+            )
+        n = int.from_bytes(prefix, "little")
+        if n > _MAX_HEADER_BYTES or 8 + n > size:
+            raise _corrupt(
+                tensors_path,
+                f"its header claims {n} bytes but the file holds {size}: it is truncated or its header is damaged",
+            )
+        raw = file.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _corrupt(tensors_path, "its safetensors header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _corrupt(tensors_path, "its safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    data_size = size - 8 - n
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+    spans = []
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
+            raise _corrupt(
+                tensors_path, f"its header entry of tensor {_short(name)} is not a dtype, shape and offsets"
+            )
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in _DTYPE_BYTES:
+            raise _corrupt(tensors_path, f"tensor {_short(name)} has the unknown dtype {_short(dtype)}")
+        # safetensors' dimensions are 64-bit; more than 8 of them is no tensor of a flowmix model.
+        if not (
+            isinstance(shape, list) and len(shape) <= 8 and all(_is_count(s, 0) and s < 2**63 for s in shape)
+        ):
+            raise _corrupt(tensors_path, f"tensor {_short(name)} has the shape {_short(shape)}")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_count(o, 0) and o < 2**63 for o in offsets)
+        ):
+            raise _corrupt(tensors_path, f"tensor {_short(name)} has the data offsets {_short(offsets)}")
+        start, end = offsets
+        if not start <= end <= data_size:
+            raise _corrupt(
+                tensors_path,
+                f"tensor {_short(name)} claims bytes {start} to {end} of a {data_size}-byte data section "
+                "(the file is truncated or its header lies)",
+            )
+        needed = math.prod(shape) * _DTYPE_BYTES[dtype]
+        if end - start != needed:
+            raise _corrupt(
+                tensors_path,
+                f"tensor {_short(name)} of shape {shape} and dtype {dtype} needs {needed} bytes but its offsets "
+                f"span {end - start}",
+            )
+        if dtype not in _FLOAT_DTYPES:
+            raise _corrupt(
+                tensors_path, f"tensor {_short(name)} holds {dtype} values, not floating-point numbers"
+            )
+        spans.append((start, end))
+        out[name] = (dtype, tuple(shape))
+    position = 0
+    for start, end in sorted(spans):
+        if start != position:
+            raise _corrupt(tensors_path, "its tensors overlap or leave gaps in the data section")
+        position = end
+    if position != data_size:
+        raise _corrupt(
+            tensors_path, f"{data_size - position} bytes after its last tensor belong to no tensor"
+        )
+    return out
+
+
+def _check_sizes(layout: _Layout, header: dict[str, tuple[str, tuple[int, ...]]], tensors_path: Path) -> None:
+    """Refuse, by arithmetic alone, a config whose sizes cannot fit in the tensors of the file.
+
+    Every fitted model holds its K x D base means and, for each hidden width h, a first-layer
+    weight of at least h numbers, one tensor or more per layer; integer options (such as a
+    spline's bins) size some tensor as well. Without this check an absurd config
+    (n_components=10**12) would be built, or looped over, before its tensors were compared.
+    """
+    total = sum(math.prod(shape) for _, shape in header.values())
+    claims = [("n_components x n_features_in", layout.n_components * layout.n_features)]
+    hidden = layout.flow_kwargs.get("hidden_units") or (0,)
+    claims += [("a hidden layer width", max(hidden))]
+    claims += [(key, v) for key, v in layout.flow_kwargs.items() if _is_count(v)]
+    for what, value in claims:
+        if value > total:
+            raise _corrupt(
+                tensors_path,
+                f"its config asks for {what} = {value}, more than all {total} numbers its tensors hold",
+            )
+    n_layers, depth = layout.flow_kwargs.get("n_layers", 0), len(hidden)
+    if n_layers * (depth + 1) > len(header):
+        raise _corrupt(
+            tensors_path,
+            f"its config asks for {n_layers} flow layers of {depth + 1} linear maps, but it holds only "
+            f"{len(header)} tensors",
+        )
+
+
+def _check_tensor_shapes(
+    layout: _Layout,
+    expected: dict[str, tuple[int, ...]],
+    header: dict[str, tuple[str, tuple[int, ...]]],
+    tensors_path: Path,
+) -> None:
+    """The file holds exactly the tensors of the config's architecture, each of its shape."""
+    missing = sorted(set(expected) - set(header)) + [n for n in _RESULT_TENSORS if n not in header]
+    if missing:
+        raise _corrupt(tensors_path, f"tensor(s) {_short(missing)} are missing")
+    extra = sorted(set(header) - set(expected) - set(_RESULT_TENSORS))
+    if extra:
+        raise _corrupt(
+            tensors_path,
+            f"it holds tensor(s) {_short(extra)} that a {layout.family} flow of its config has not",
+        )
+    for name, shape in expected.items():
+        if header[name][1] != shape:
+            raise _corrupt(
+                tensors_path,
+                f"tensor {name!r} has shape {header[name][1]}, but the config ({layout.n_components} components "
+                f"of {layout.n_features} features, {layout.family} flow {layout.flow_kwargs}) needs {shape}",
+            )
+    losses, curve = header["losses"][1], header["loss_curve"][1]
+    if (
+        len(losses) != 2
+        or len(curve) != 1
+        or not layout.best_restart < losses[0]
+        or layout.n_iter > losses[1]
+    ):
+        raise _corrupt(
+            tensors_path,
+            f"its losses (shape {losses}) and loss curve (shape {curve}) are not one row per restart and "
+            f"one value per epoch, with best_restart={layout.best_restart} among the rows and "
+            f"n_iter={layout.n_iter} epochs",
+        )
+
+
+def _check_tensor_values(density: MixtureOfFlows, state: dict[str, torch.Tensor], tensors_path: Path) -> None:
+    """Finite tensors, positive base scales, and masks equal to the architecture's own."""
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise _corrupt(tensors_path, f"tensor {name!r} holds NaN or infinite values")
+    if "base_scales" in state and not (state["base_scales"] > 0).all():
+        raise _corrupt(tensors_path, "its base scales are not all positive")
+    # The masked layers' masks are fixed by the architecture; an altered one would make the flow
+    # non-autoregressive, and its log-determinant (hence every density) wrong.
+    for name, mask in density.state_dict().items():
+        if name.endswith(".mask") and not torch.equal(state[name].to(mask.dtype), mask):
+            raise _corrupt(
+                tensors_path, f"tensor {name!r} is not the autoregressive mask of its architecture"
+            )
+
+
+def _build(layout: _Layout, with_scales: bool) -> MixtureOfFlows:
+    """The (untrained) density of the layout's architecture, in float64."""
+    k, d = layout.n_components, layout.n_features
+    flows = FLOW_FAMILIES[layout.family](k, d, **layout.flow_kwargs)
+    scales = torch.ones(1, k, d) if with_scales else None
+    return MixtureOfFlows(flows, torch.zeros(1, k, d), layout.base_std, scales).double()
+
+
+def _migrate(config: dict[str, Any], config_path: Path | None = None) -> dict[str, Any]:
     """A config of any older format version, rewritten as the current version."""
     config = dict(config)
     if config["format_version"] == 1:
         # 0.1 had one flow family, one algorithm and one selection rule.
-        params = {"flow": "maf", "algorithm": "mle", "selection": "loss", **config["params"]}
+        old = config.get("params")
+        keys = ("hidden_units", "n_layers", "activation", "base_std")
+        if not isinstance(old, dict) or any(key not in old for key in keys):
+            raise _corrupt(
+                config_path or Path(CONFIG_FILE),
+                f"its format version 1 'params' are not an object with {', '.join(keys)}",
+            )
+        params = {"flow": "maf", "algorithm": "mle", "selection": "loss", **old}
         config["flow"] = {
             "family": "maf",
             "config": {key: params[key] for key in ("hidden_units", "n_layers", "activation")},

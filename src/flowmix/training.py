@@ -427,7 +427,7 @@ def minimise(
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
     out of the objective and reported in ``stopped_epoch``. With ``config.validation``, restarts
-    stop early (see :class:`_EarlyStopping`). With ``config.checkpoint``, the whole loop state is
+    stop early (see ``_EarlyStopping``). With ``config.checkpoint``, the whole loop state is
     written after every due epoch and at the end, and ``config.resume`` continues from it exactly.
     """
     n_epochs, batch_size, shuffle = config.n_epochs, config.batch_size, config.shuffle
@@ -488,7 +488,7 @@ def minimise(
         ):
             _write_checkpoint(config, model, optimizer, loop, stopper)
     bar.close()
-    return _result(loop, stopper)
+    return _result(loop, stopper, model)
 
 
 def _data_parallel_step(
@@ -525,14 +525,30 @@ def _sync(loop: _LoopState, bar: Any) -> bool:
     return bool(finite.size)
 
 
-def _result(loop: _LoopState, stopper: _EarlyStopping | None) -> TrainResult:
+def _finite_restarts(model: MixtureOfFlows) -> np.ndarray:
+    """(R,) bool: restarts whose parameters are all finite (the last Adam step may overflow)."""
+    r, k = model.n_restarts, model.n_components
+    finite = torch.ones(r, dtype=torch.bool, device=model.logits.device)
+    for name, param in model.named_parameters():
+        if name == "logits":
+            finite &= torch.isfinite(param).all(dim=-1)
+        elif param.shape[0] == r * k:
+            finite &= torch.isfinite(param.detach().reshape(r, -1)).all(dim=-1)
+    return finite.cpu().numpy()
+
+
+def _result(loop: _LoopState, stopper: _EarlyStopping | None, model: MixtureOfFlows) -> TrainResult:
     epochs_run = loop.epochs_run
     losses, stopped = loop.losses.copy(), loop.stopped
+    if stopper is not None:
+        stopper.restore_best()
+    # A step after the last recorded loss can still overflow: such a restart stopped at that epoch.
+    broken = ~_finite_restarts(model) & (stopped < 0)
+    stopped[broken] = max(epochs_run - 1, 0)
     for r in np.flatnonzero(stopped >= 0):
         losses[r, stopped[r] :] = np.nan
     result = TrainResult(losses=losses[:, :epochs_run], stopped_epoch=stopped, n_epochs_run=epochs_run)
     if stopper is not None:
-        stopper.restore_best()
         trained = np.where(stopper.finished >= 0, stopper.finished, epochs_run)
         for r in range(len(trained)):
             result.losses[r, trained[r] :] = np.nan

@@ -652,8 +652,14 @@ def _run_flows(
             checkpoint_every_epochs=None,
             checkpoint_every_seconds=spec.checkpoint_seconds,
         )
+    # Labels in float64, as flowmix 0.1.0 and _restart_labels compute them (not a config: no hash).
     model = FlowMixture(
-        ds.k, **params, device=spec.device, random_state=config["random_state"], verbose=progress
+        ds.k,
+        **params,
+        device=spec.device,
+        random_state=config["random_state"],
+        verbose=progress,
+        inference_dtype="float64",
     )
     device = torch.device(spec.device)
     data_t = torch.as_tensor(X, dtype=torch.float32, device=device)

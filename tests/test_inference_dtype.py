@@ -1,0 +1,186 @@
+"""float32 and float64 inference (flowmix.inference, FlowMixture's ``inference_dtype``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from flowmix import FlowMixture
+from flowmix import density as density_module
+from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
+from flowmix.inference import BlockedMAF, Inference
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# float32 against float64 log densities: a float32 pass through a 1000-unit network keeps about
+# 6 significant digits of each term, so 1e-5 relative to (1 + |log p|) leaves a margin of ~10.
+SCORE_RTOL = 1e-5
+
+
+def close_in_float32(got: np.ndarray, reference: np.ndarray) -> None:
+    error = np.abs(got - reference) / (1 + np.abs(reference))
+    assert error.max() <= SCORE_RTOL, error.max()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return np.random.RandomState(0).rand(400, 6)
+
+
+@pytest.fixture(scope="module")
+def maf(data):
+    # 256 hidden units: two blocks of the blocked products.
+    return FlowMixture(
+        3, flow="maf", hidden_units=(256,), init="kmeans", n_epochs=20, n_init=1, random_state=0
+    ).fit(data)
+
+
+def trained_like(flows: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``flows`` with every weight moved off its initial value (biases too), masks kept."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in flows.parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=generator, dtype=param.dtype))
+        for module in flows.modules():
+            if hasattr(module, "zero_masked_"):
+                module.zero_masked_()
+    return flows
+
+
+@pytest.mark.parametrize(
+    ("hidden", "n_layers", "activation"),
+    [(256, 1, "tanh"), (300, 2, "tanh"), (20, 3, "relu"), (130, 1, "gelu"), (140, 2, "elu")],
+)
+@pytest.mark.parametrize("per_dimension_scales", [False, True])
+def test_blocked_maf_equals_the_module_path(hidden, n_layers, activation, per_dimension_scales):
+    dim, n_stack = 9, 4
+    flows = make_flow(
+        "maf",
+        n_stack,
+        dim,
+        hidden_units=(hidden,),
+        n_layers=n_layers,
+        activation=activation,
+        generator=torch.Generator().manual_seed(1),
+    )
+    flows = trained_like(flows, 2).double().set_fused(False)
+    blocked = BlockedMAF(flows)
+    assert len(blocked.hidden_blocks) == max(1, min(8, hidden // 128))
+    x = torch.rand(dim, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    means = torch.rand(n_stack, dim, dtype=torch.float64)
+    scale = torch.rand(n_stack, dim, dtype=torch.float64) + 0.2 if per_dimension_scales else 0.3
+    expected = flows.log_prob_columns(x, means, scale)
+    # In float64 the blocks are the same sums, taken in another order: equal to ~1e-12.
+    torch.testing.assert_close(blocked.log_prob_columns(x, means, scale), expected, rtol=1e-12, atol=1e-9)
+
+
+def test_blocked_maf_needs_the_staircase_masks_of_a_one_hidden_layer_made():
+    assert BlockedMAF.supports(make_flow("maf", 2, 3, hidden_units=(8,)))
+    assert not BlockedMAF.supports(make_flow("maf", 2, 3, hidden_units=(8, 8)))
+    assert not BlockedMAF.supports(make_flow("spline", 2, 3, hidden_units=(8,)))
+    flows = make_flow("maf", 2, 3, hidden_units=(8,))
+    flows.mades[0].layers[0].mask[0, :] = torch.tensor([1.0, 0.0, 1.0])  # not ones then zeros
+    assert not BlockedMAF.supports(flows)
+    with pytest.raises(ValueError, match="one hidden layer"):
+        BlockedMAF(make_flow("maf", 2, 3, hidden_units=(8, 8)))
+
+
+def test_float32_chunks_hold_no_more_bytes_than_float64_chunks():
+    density = MixtureOfFlows(make_flow("maf", 10, 784, hidden_units=(1024,)), torch.zeros(1, 10, 784), 0.1)
+    fast, reference = Inference(density, torch.float32), Inference(density, torch.float64)
+    assert fast.blocked is not None and reference.blocked is None
+    assert reference.points_per_chunk == density.points_per_chunk()
+    budget = density_module.INFERENCE_CHUNK_FLOATS * 8
+    assert fast.points_per_chunk * fast.blocked.floats_per_point() * 4 <= budget
+    # Skipping the masked weights also skips their activations: more points per chunk.
+    assert fast.points_per_chunk > 2 * reference.points_per_chunk
+
+
+def test_the_fitted_density_stays_in_float32_and_inference_makes_no_lasting_copy(maf, data):
+    assert maf.density_.logits.dtype == torch.float32
+    before = {k: v.clone() for k, v in maf.density_.state_dict().items()}
+    model = copy.deepcopy(maf).set_params(inference_dtype="float64")
+    model.score_samples(data)
+    assert model.density_.logits.dtype == torch.float32
+    for key, value in model.density_.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("flow", ["maf", "spline"])
+def test_float32_scores_and_labels_are_close_to_float64(flow, data):
+    model = FlowMixture(
+        3, flow=flow, hidden_units=(64,), init="kmeans", n_epochs=20, n_init=1, random_state=0
+    ).fit(data)
+    test = np.random.RandomState(1).rand(1000, 6)
+    scores32, labels32 = model.score_samples(test), model.predict(test)
+    model.set_params(inference_dtype="float64")
+    scores64, labels64 = model.score_samples(test), model.predict(test)
+    assert not np.array_equal(scores32, scores64)  # really two precisions
+    close_in_float32(scores32, scores64)
+    assert (labels32 != labels64).mean() <= 0.01
+
+
+def test_float32_results_of_a_point_depend_on_its_batch_only_in_float32_rounding(maf, data):
+    whole = maf.score_samples(data)
+    one_by_one = np.concatenate([maf.score_samples(data[i : i + 1]) for i in range(0, 400, 7)])
+    close_in_float32(one_by_one, whole[::7])
+    np.testing.assert_array_equal(maf.score_samples(data), whole)  # deterministic for the same batch
+
+
+def test_float32_chunked_inference_is_close_to_one_chunk(maf, data, monkeypatch):
+    whole, labels = maf.score_samples(data), maf.predict(data)
+    inference = Inference(maf.density_, torch.float32)
+    monkeypatch.setattr(
+        density_module, "INFERENCE_CHUNK_FLOATS", (3 * inference.blocked.floats_per_point() + 1) // 2
+    )
+    assert Inference(maf.density_, torch.float32).points_per_chunk == 3
+    close_in_float32(maf.score_samples(data), whole)
+    assert (maf.predict(data) != labels).mean() <= 0.01
+
+
+def test_labels_are_computed_in_the_inference_dtype(data):
+    params = {"flow": "maf", "hidden_units": (16,), "init": "kmeans", "n_epochs": 5, "n_init": 1}
+    for dtype in ("float32", "float64"):
+        model = FlowMixture(3, inference_dtype=dtype, random_state=0, **params).fit(data)
+        np.testing.assert_array_equal(model.labels_, model.predict(data))
+
+
+@pytest.mark.parametrize("bad", ["float16", "double", None, np.float32, 32])
+def test_an_unknown_inference_dtype_is_refused_before_fitting_and_at_predict(maf, data, bad):
+    message = "inference_dtype must be 'float32' \\(fast\\) or 'float64'"
+    with pytest.raises(ValueError, match=message):
+        FlowMixture(2, inference_dtype=bad, n_epochs=1).fit(data)
+    with pytest.raises(ValueError, match=message):
+        copy.deepcopy(maf).set_params(inference_dtype=bad).predict(data)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_and_load_predict_as_before_in_both_dtypes(maf, data, tmp_path, dtype):
+    model = copy.deepcopy(maf).set_params(inference_dtype=dtype)
+    path = model.save(tmp_path / "m")
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        assert f.get_tensor("logits").dtype == torch.float32  # saved as trained
+    assert json.loads((path / "config.json").read_text())["params"]["inference_dtype"] == dtype
+    loaded = FlowMixture.load(path)
+    assert loaded.inference_dtype == dtype
+    for other in ("float32", "float64"):
+        model.set_params(inference_dtype=other)
+        loaded.set_params(inference_dtype=other)
+        np.testing.assert_array_equal(loaded.score_samples(data), model.score_samples(data))
+        np.testing.assert_array_equal(loaded.predict(data), model.predict(data))
+
+
+def test_models_saved_before_inference_dtype_load_in_float64():
+    model = FlowMixture.load(FIXTURES / "format1_model")
+    assert model.inference_dtype == "float64"
+    assert model.density_.logits.dtype == torch.float64  # kept as the file holds it
+    X = np.random.RandomState(0).rand(50, 3)
+    reference = model.score_samples(X)
+    close_in_float32(model.set_params(inference_dtype="float32").score_samples(X), reference)
