@@ -161,7 +161,7 @@ class BlockedMAF:
 
     @torch.inference_mode()
     def log_prob_columns(self, x: Tensor, loc: Tensor, scale: float | Tensor) -> Tensor:
-        """As :meth:`StackedMAF.log_prob_columns`: x (D, N) shared by the stack -> (S, N)."""
+        """As :meth:`flowmix.flows.maf.StackedMAF.log_prob_columns`: x (D, N) shared by the stack -> (S, N)."""
         flows = self.flows
         n_stack, dim, n_points = flows.n_stack, flows.dim, x.shape[-1]
         total = torch.zeros(n_stack, n_points, dtype=x.dtype, device=x.device)
@@ -252,7 +252,7 @@ class Inference:
             self.points_per_chunk = max(1, 2 * density_module.INFERENCE_CHUNK_FLOATS // per_point)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
-        """log pi_rk + log flow_rk(x) for one chunk: x (n, D) -> (R, K, n) in :attr:`dtype`."""
+        """log pi_rk + log flow_rk(x) for one chunk: x (n, D) -> (R, K, n) in ``dtype``."""
         density = self.density
         x = x.to(self.dtype)
         with torch.inference_mode():
