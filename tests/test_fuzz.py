@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from flowmix import FlowMixture
@@ -368,7 +368,11 @@ def test_read_table_on_parquet_files(tmp_path_factory, kinds, n):
     }
     table = pa.table({f"{kind}{j}": make[kind]() for j, kind in enumerate(kinds)})
     path = tmp_path_factory.mktemp("parquet") / "t.parquet"
-    pq.write_table(table, path)
+    try:
+        pq.write_table(table, path)
+    except pa.ArrowNotImplementedError:
+        # Older pyarrow (the floor, 13) cannot write float16 columns; such a file cannot exist.
+        assume(False)
     check_read(path)
 
 
