@@ -79,7 +79,7 @@ def test_resume_from_the_nth_checkpoint_is_bit_identical(
     assert_same_fit(fitted_state(resumed), uninterrupted)
 
 
-def test_a_finished_checkpoint_refits_to_the_same_model_without_training(tmp_path, uninterrupted):
+def test_a_finished_checkpoint_refits_to_the_same_model(tmp_path, uninterrupted):
     FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
     again = FlowMixture(2, checkpoint_dir=tmp_path, **{**SETTINGS, "random_state": None})
     assert_same_fit(fitted_state(again.fit(X)), uninterrupted)  # the checkpoint's seed is reused
