@@ -121,10 +121,21 @@ class FitCheckpoint:
             "context": self.context,
             "meta": meta,
         }
+        self._remove_leftovers()
         cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
         metadata = {"flowmix_checkpoint": json.dumps(header)}
         atomic_write(self.path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
         self._last_write = time.monotonic()
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary files of writes that a kill interrupted (ours and safetensors' own).
+
+        The directory belongs to this fit's checkpoint, so every hidden temporary file in it is a
+        leftover; without this, each kill during a write would leave one behind for good.
+        """
+        if self.directory.is_dir():
+            for leftover in self.directory.glob(".*tmp*"):
+                leftover.unlink(missing_ok=True)
 
     def load(self) -> Resumed | None:
         """The checkpoint in the directory, None if there is none; refuses one of another fit."""

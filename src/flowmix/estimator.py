@@ -53,6 +53,7 @@ _NOT_FINGERPRINTED = frozenset(
         "checkpoint_dir",
         "checkpoint_every_epochs",
         "checkpoint_every_seconds",
+        "inference_dtype",  # read after training only
     }
 )
 

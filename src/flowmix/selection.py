@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from flowmix.density import MixtureOfFlows
-from flowmix.training import TrainResult, joint_log_prob_in_chunks
+from flowmix.training import TrainResult, joint_log_prob_in_chunks, mean_nll
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
 
@@ -37,16 +36,11 @@ def final_loss(
     return result.losses[:, -1].astype(np.float64)
 
 
-def _mean_nll(density: MixtureOfFlows, columns: Tensor) -> np.ndarray:
-    joint = joint_log_prob_in_chunks(density, columns)
-    return (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
-
-
 def training_likelihood(
     result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
 ) -> np.ndarray:
     """The mixture's mean NLL on the training points after training (whatever the algorithm optimised)."""
-    return _mean_nll(density, train)
+    return mean_nll(density, train)
 
 
 def validation_likelihood(
@@ -55,7 +49,7 @@ def validation_likelihood(
     """The mixture's mean NLL on the held-out validation points."""
     if validation is None:
         raise ValueError("selection='validation' needs validation points (validation_fraction > 0).")
-    return _mean_nll(density, validation)
+    return mean_nll(density, validation)
 
 
 def graph_cut(

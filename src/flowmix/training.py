@@ -148,6 +148,12 @@ def joint_log_prob_in_chunks(density: MixtureOfFlows, columns: Tensor) -> Tensor
     return torch.cat(parts, dim=-1)
 
 
+def mean_nll(density: MixtureOfFlows, columns: Tensor) -> np.ndarray:
+    """The mixture's mean negative log-likelihood of the points (D, N), per restart, in float64."""
+    joint = joint_log_prob_in_chunks(density, columns)
+    return (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
+
+
 def _set_weights(density: MixtureOfFlows, mass: Tensor) -> None:
     """Closed-form weights from the components' (R, K) shares of the points, held above the floor."""
     k = density.n_components
@@ -313,8 +319,7 @@ class _EarlyStopping:
 
     @torch.no_grad()
     def after_epoch(self, epoch: int, alive: np.ndarray) -> None:
-        joint = joint_log_prob_in_chunks(self.model, self.validation)
-        score = (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
+        score = mean_nll(self.model, self.validation)
         self.scores[:, epoch] = score
         improved = (score < self.best_score - self.tol) & alive & (self.finished < 0)
         self.best_score = np.where(improved, score, self.best_score)
