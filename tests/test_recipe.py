@@ -84,9 +84,11 @@ def test_bad_user_assignments_say_what_is_expected(blobs, assignments, message):
         FlowMixture(3, init=assignments, selection="likelihood", n_epochs=1).fit(blobs[0])
 
 
-def test_array_init_with_validation_selection_is_refused(blobs):
-    with pytest.raises(ValueError, match="init given as an array labels every training point"):
-        FlowMixture(3, init=blobs[1], selection="validation").fit(blobs[0])
+def test_array_init_labels_every_point_and_the_held_out_rows_are_left_out(blobs):
+    X, y = blobs
+    model = FlowMixture(3, init=y, early_stopping=True, selection="auto", n_init=1, n_epochs=3,
+                        pretrain_epochs=5, random_state=0).fit(X)  # fmt: skip
+    assert adjusted_rand_score(y, model.labels_) == 1.0
 
 
 @pytest.mark.parametrize("algorithm", ["hard-em", "soft-em", "annealed-em", "mle"])

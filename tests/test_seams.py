@@ -131,7 +131,7 @@ def test_a_new_flow_family_needs_only_its_class_and_a_registry_entry(blobs, monk
         ({"algorithm": "sgd"}, r"algorithm must be one of \['mle', 'hard-em', 'soft-em', 'annealed-em'\]"),
         (
             {"selection": "best"},
-            r"selection must be one of \['loss', 'likelihood', 'validation', 'graph-cut'\]",
+            r"selection must be one of \['auto', 'loss', 'likelihood', 'validation', 'graph-cut'\]",
         ),
         (
             {"flow": "spline", "flow_params": {"bins": 4}},

@@ -534,9 +534,10 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
     help="Write a checkpoint there every 10 epochs; run the same command again to resume a killed fit.",
 )
 @click.option(
-    "--early-stopping",
-    is_flag=True,
-    help="Hold out 10%% of the rows and stop each restart when their likelihood stops improving.",
+    "--early-stopping/--no-early-stopping",
+    default=None,
+    help="Hold out 10%% of the rows and stop each restart (pretraining included) when their "
+    "likelihood stops improving. [default: off]",
 )
 @click.option(
     "--distributed",
@@ -557,7 +558,7 @@ def fit(
     seed: int,
     device: str,
     checkpoint_dir: str | None,
-    early_stopping: bool,
+    early_stopping: bool | None,
     distributed: str | None,
     verbose: bool,
 ) -> None:
@@ -586,7 +587,9 @@ def fit(
             "source": str(file)}  # fmt: skip
     Xs = apply_scaling(X.astype(np.float64), prep)
     overrides: dict[str, Any] = {"device": device, "random_state": seed, "verbose": verbose}
-    overrides.update(checkpoint_dir=checkpoint_dir, early_stopping=early_stopping, distributed=distributed)
+    overrides.update(checkpoint_dir=checkpoint_dir, distributed=distributed)
+    if early_stopping is not None:
+        overrides["early_stopping"] = early_stopping
     if epochs is not None:
         overrides["n_epochs"] = epochs
     if n_init is not None:

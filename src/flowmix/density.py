@@ -5,10 +5,16 @@
 bmm per network layer whatever the family. Base distributions are diagonal normals with fixed
 locations and scales (the paper's choice: the flow does the moving); the scale is one float
 ``base_std`` unless an initialisation set per-component, per-dimension ``base_scales``.
+
+A cluster start may instead give every component a full-covariance normal base (its Cholesky
+factor ``base_scale_tril``): with flows that start as the identity, each component then starts as
+its cluster's Gaussian, the mixture as the GMM of the start, and training only has to learn how
+the clusters differ from Gaussians.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +39,9 @@ class MixtureOfFlows(nn.Module):
         Fixed standard deviation of every base normal, used when ``base_scales`` is None.
     base_scales : Tensor of shape (R, K, D) or None, default=None
         Fixed standard deviations per component and dimension, or None.
+    base_scale_tril : Tensor of shape (R, K, D, D) or None, default=None
+        Lower-triangular Cholesky factors (positive diagonal) of full base covariances; when
+        given, they replace ``base_std`` and ``base_scales`` in the density.
 
     Examples
     --------
@@ -48,6 +57,7 @@ class MixtureOfFlows(nn.Module):
         base_means: Tensor,
         base_std: float,
         base_scales: Tensor | None = None,
+        base_scale_tril: Tensor | None = None,
     ):
         super().__init__()
         n_restarts, n_components, dim = base_means.shape
@@ -63,6 +73,8 @@ class MixtureOfFlows(nn.Module):
         self.logits = nn.Parameter(torch.zeros(n_restarts, n_components))
         self.register_buffer("base_means", base_means.clone().float())
         self.register_buffer("base_scales", None if base_scales is None else base_scales.clone().float())
+        tril = None if base_scale_tril is None else torch.tril(base_scale_tril).clone().float()
+        self.register_buffer("base_scale_tril", tril)
 
     def _stacked_scale(self) -> Scale:
         return self.base_std if self.base_scales is None else self.base_scales.reshape(-1, self.dim)
@@ -78,7 +90,14 @@ class MixtureOfFlows(nn.Module):
     def component_log_prob_columns(self, x: Tensor) -> Tensor:
         """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
         means = self.base_means.reshape(-1, self.dim)
-        log_prob = self.flows.log_prob_columns(x, means, self._stacked_scale())
+        if self.base_scale_tril is None:
+            log_prob = self.flows.log_prob_columns(x, means, self._stacked_scale())
+        else:
+            z, log_det = self.flows.to_latent_columns(x)
+            log_prob = full_normal_log_prob_columns(
+                z, means, self.base_scale_tril.reshape(-1, self.dim, self.dim)
+            )
+            log_prob = log_prob + log_det
         return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
@@ -107,7 +126,10 @@ class MixtureOfFlows(nn.Module):
         chosen = torch.as_tensor(list(restarts), dtype=torch.long)
         stack_index = (chosen[:, None] * k + torch.arange(k)).reshape(-1)
         scales = None if self.base_scales is None else self.base_scales[chosen]
-        new = MixtureOfFlows(self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales)
+        tril = None if self.base_scale_tril is None else self.base_scale_tril[chosen]
+        new = MixtureOfFlows(
+            self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales, tril
+        )
         new.logits.data = self.logits.data[chosen].clone()
         return new.to(self.logits.device)
 
@@ -124,7 +146,11 @@ class MixtureOfFlows(nn.Module):
         counts = torch.bincount(labels, minlength=self.n_components)
         width = int(counts.max())
         noise = torch.randn(self.n_components, width, self.dim, generator=generator).to(device)
-        scale = self.base_std if self.base_scales is None else self.base_scales[0][:, None, :]
+        if self.base_scale_tril is not None:
+            noise = noise @ self.base_scale_tril[0].transpose(1, 2)  # rows of L eps
+            scale: Tensor | float = 1.0
+        else:
+            scale = self.base_std if self.base_scales is None else self.base_scales[0][:, None, :]
         z = self.base_means[0][:, None, :] + scale * noise
         x = self.flows.to_data(z.to(self.base_means.dtype))
         keep = torch.arange(width)[None, :] < counts[:, None]
@@ -140,3 +166,18 @@ class MixtureOfFlows(nn.Module):
     def n_free_parameters(self) -> int:
         """Free parameters of one restart: the K flows' and K - 1 weights."""
         return self.flows.n_free_parameters() * self.n_components + self.n_components - 1
+
+
+def full_normal_log_prob_columns(z: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
+    """log N(z; loc, L L^T) for points as columns: z (S, D, N), loc (S, D), L (S, D, D) -> (S, N).
+
+    Examples
+    --------
+    >>> z = torch.zeros(1, 2, 3)
+    >>> round(float(full_normal_log_prob_columns(z, torch.zeros(1, 2), torch.eye(2)[None])[0, 0]), 4)
+    -1.8379
+    """
+    dim = z.shape[1]
+    standard = torch.linalg.solve_triangular(scale_tril, z - loc[:, :, None], upper=False)
+    log_det = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1, keepdim=True)
+    return -0.5 * standard.square().sum(1) - log_det - 0.5 * dim * math.log(2 * math.pi)

@@ -37,7 +37,7 @@ from flowmix.distributed import (
 )
 from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.inference import Inference, in_dtype, torch_inference_dtype
-from flowmix.init import INITIALISATIONS, Start, initialise
+from flowmix.init import INITIALISATIONS, Start, from_user_assignments, initialise
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import SELECTIONS, select
@@ -75,11 +75,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     """Mixture of K normalizing flows for clustering and density estimation.
 
-    ``p(x) = sum_k pi_k flow_k(x)``; each flow_k maps x to a latent z with a diagonal normal
-    base of fixed location and scale. All components and all ``n_init`` restarts are trained
-    together in one batched program; the restart picked by ``selection`` is kept. The defaults
-    are flowmix's clustering recipe (spline flows, a start from spectral clustering, a GMM and
-    k-means, hard EM, selection by graph cut); :meth:`from_preset` gives the paper's settings.
+    ``p(x) = sum_k pi_k flow_k(x)``; each flow_k maps x to a latent z with a normal base of
+    fixed location and scale (diagonal, or its cluster's full covariance). All components and
+    all ``n_init`` restarts are trained together in one batched program; the restart picked by
+    ``selection`` is kept. The defaults are flowmix's clustering recipe (spline flows, a start
+    from spectral clustering, a GMM and k-means, hard EM, selection by graph cut);
+    :meth:`from_preset` gives the paper's settings.
 
     Parameters
     ----------
@@ -102,11 +103,18 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Hidden units' activation; None takes the family's default ("tanh").
     base_std : float, default=0.1
         Standard deviation of the base normals, in data units, where ``init`` sets no scales.
+    covariance_type : {"diag", "full"}, default="diag"
+        Base normals of the cluster starts: ``"full"``, each component's base is its cluster's
+        covariance (shrunk towards its diagonal when the cluster has few points), so that the
+        mixture starts as the start's Gaussian mixture; ``"diag"``, per-dimension scales only.
+        Starts that give base means only (``"box"``, ``"unit"``, ``"kmeans"``) always use
+        ``base_std``.
     init : str or array-like, default="auto"
         Initialisation strategy (flowmix.init). Cluster starts, which locate, scale and weight
         each component from its cluster and pretrain its flow on it for ``pretrain_epochs``:
         ``"auto"`` (restarts start from ``"spectral"``, ``"gmm"`` and ``"kmeans-partition"`` in
-        turn), ``"spectral"`` (spectral clustering of the 10-nearest-neighbour graph),
+        turn), ``"spectral"`` (spectral clustering of the nearest-neighbour graph, restarts
+        cycling through 10, 5 and 20 neighbours),
         ``"gmm"`` (full-covariance GMM posteriors), ``"kmeans-partition"`` (k-means clusters),
         or an array of labels (n_samples,) or responsibilities (n_samples, n_components).
         Base means only: ``"box"`` (uniform in the data's bounding box), ``"unit"``
@@ -117,18 +125,21 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         flows: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
         ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half.
         ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
-    selection : {"graph-cut", "validation", "likelihood", "loss"}, default="graph-cut"
+    selection : {"graph-cut", "auto", "validation", "likelihood", "loss"}, default="graph-cut"
         Rule that picks the kept restart (flowmix.selection): ``"graph-cut"``, the lowest
-        normalised cut of the training points' 10-nearest-neighbour graph; ``"validation"``,
-        the held-out likelihood; ``"likelihood"``, the training likelihood; ``"loss"``, the
-        lowest final training loss (the paper's).
+        normalised cut of the training points' 10-nearest-neighbour graph; ``"auto"``,
+        ``"validation"`` unless the best restart's held-out likelihood beats a full-covariance
+        GMM's by more than 0.2 nats per point and dimension (clusters of non-Gaussian shape),
+        then ``"graph-cut"``; ``"validation"``, the held-out likelihood; ``"likelihood"``, the
+        training likelihood; ``"loss"``, the lowest final training loss (the paper's).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the points and stop each restart once the mixture's
-        NLL on them has not improved by ``tol`` for ``n_iter_no_change`` epochs; each restart
-        keeps the parameters of its best epoch. Pretraining is not affected.
+        Hold out ``validation_fraction`` of the points and stop each restart, in pretraining and
+        in training, once the mixture's NLL on them has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; each restart keeps the parameters of its best epoch.
     validation_fraction : float, default=0.1
-        Share of the points held out for ``early_stopping`` and ``selection="validation"``
-        (one split, never used for training).
+        Share of the points held out for ``early_stopping`` and ``selection="auto"`` or
+        ``"validation"`` (one split, never used for training; an ``init`` array's labels of
+        those points are not used).
     n_iter_no_change : int, default=10
         Epochs without improvement that stop a restart (``early_stopping`` only).
     tol : float, default=1e-4
@@ -190,6 +201,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     base_means_ : ndarray of shape (n_components, n_features)
     base_scales_ : ndarray of shape (n_components, n_features)
         Standard deviations of the base normals (``base_std`` everywhere unless ``init`` set them).
+    base_covariances_ : ndarray of shape (n_components, n_features, n_features) or None
+        Covariances of full-covariance base normals (``covariance_type="full"`` with a cluster
+        start), else None.
     loss_curve_ : ndarray of shape (``n_iter_``,)
         Mean training loss per epoch of the kept restart.
     losses_ : ndarray of shape (n_init, n_epochs_run)
@@ -228,6 +242,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_layers: int | None = None,
         activation: str | None = None,
         base_std: float = 0.1,
+        covariance_type: str = "diag",
         init: str | np.ndarray = "auto",
         algorithm: str = "hard-em",
         selection: str = "graph-cut",
@@ -257,6 +272,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_layers = n_layers
         self.activation = activation
         self.base_std = base_std
+        self.covariance_type = covariance_type
         self.init = init
         self.algorithm = algorithm
         self.selection = selection
@@ -317,8 +333,15 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         checkpoint, resumed = self._open_checkpoint(X, seed, rank, world_size)
         if resumed is not None:
             seed = resumed.context["seed"]
-        train_X, validation_X = self._split_validation(X, seed)
-        start = initialise(self.init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
+        train_rows, validation_rows = self._split_validation(len(X), seed)
+        train_X, validation_X = X, None
+        if validation_rows is not None:
+            train_X, validation_X = X[train_rows], X[validation_rows]
+        init = self.init
+        if not isinstance(init, str):  # the user's labels of every point; those of the training rows
+            from_user_assignments(X, init, 1, self.n_components)  # refuses bad labels, naming all N
+            init = np.asarray(init)[train_rows]
+        start = initialise(init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
         density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed)).to(device)
         responsibilities = start.responsibilities
         if block is not None:  # this process trains its block of the restarts only
@@ -351,7 +374,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
             pretrain_config = dataclasses.replace(
-                config, n_epochs=self.pretrain_epochs, callback=None, validation=None, phase="pretrain"
+                config, n_epochs=self.pretrain_epochs, callback=None, phase="pretrain"
             )
             pretrain(density, columns, fixed, pretrain_config)
         result = get_algorithm(self.algorithm)(density, columns, config)
@@ -368,21 +391,21 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self
 
-    def _split_validation(self, X: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(training points, validation points or None): only ``selection="validation"`` holds points out."""
-        if self.selection != "validation" and not self.early_stopping:
-            return X, None
-        n_validation = round(self.validation_fraction * len(X))
-        if n_validation < 1 or len(X) - n_validation < self.n_components:
+    def _split_validation(self, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(training rows, validation rows or None): early stopping and the held-out selections hold rows out."""
+        if self.selection not in ("validation", "auto") and not self.early_stopping:
+            return np.arange(n_samples), None
+        n_validation = round(self.validation_fraction * n_samples)
+        if n_validation < 1 or n_samples - n_validation < self.n_components:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves {n_validation} validation and "
-                f"{len(X) - n_validation} training points of {len(X)}; early_stopping and "
-                "selection='validation' need at least one validation point and "
+                f"{n_samples - n_validation} training points of {n_samples}; early_stopping and "
+                "selection='auto' or 'validation' need at least one validation point and "
                 f"n_components={self.n_components} training points. Pass more data, change "
-                "validation_fraction, or use early_stopping=False and selection='likelihood'."
+                "validation_fraction, or use early_stopping=False and selection='graph-cut'."
             )
-        order = np.random.RandomState(seed + 2).permutation(len(X))
-        return X[np.sort(order[n_validation:])], X[np.sort(order[:n_validation])]
+        order = np.random.RandomState(seed + 2).permutation(n_samples)
+        return np.sort(order[n_validation:]), np.sort(order[:n_validation])
 
     def _process_share(self) -> tuple[int, int, np.ndarray | None]:
         """(rank, world size, restarts this process trains or None for all) under ``distributed``."""
@@ -465,7 +488,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         )
         flows.prepare(torch.from_numpy(X))
         scales = None if start.scales is None else torch.as_tensor(start.scales)
-        density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales)
+        tril = None
+        if self.covariance_type == "full" and start.covariances is not None:
+            tril = torch.linalg.cholesky(torch.as_tensor(start.covariances, dtype=torch.float64)).reshape(
+                -1, *start.covariances.shape[1:]
+            )
+        density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales, tril)
         if start.weights is not None:
             with torch.no_grad():
                 density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
@@ -508,6 +536,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.base_scales_ = np.full_like(self.base_means_, density.base_std)
         else:
             self.base_scales_ = density.base_scales[0].cpu().numpy().astype(np.float64)
+        self.base_covariances_ = None
+        if density.base_scale_tril is not None:
+            tril = density.base_scale_tril[0].cpu().double()
+            self.base_covariances_ = (tril @ tril.transpose(1, 2)).numpy()
+            self.base_scales_ = np.sqrt(np.diagonal(self.base_covariances_, axis1=1, axis2=2)).copy()
 
     def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit and return the cluster of each training point."""
@@ -624,6 +657,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        if self.covariance_type not in ("full", "diag"):
+            raise ValueError(f"covariance_type must be 'full' or 'diag', got {self.covariance_type!r}.")
         if self.distributed is not None and self.distributed not in MODES:
             raise ValueError(f"distributed must be None or one of {list(MODES)}, got {self.distributed!r}.")
         if self.checkpoint_dir is not None:
@@ -670,12 +705,6 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         if isinstance(self.init, str):
             registries.append(("init", INITIALISATIONS))
-        elif self.selection == "validation" or self.early_stopping:
-            raise ValueError(
-                "init given as an array labels every training point, but early_stopping and "
-                "selection='validation' hold some points out; use early_stopping=False and "
-                "selection='likelihood' or 'loss' with an array init."
-            )
         for name, registry in registries:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in registry:

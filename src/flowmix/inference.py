@@ -237,7 +237,11 @@ class Inference:
         self.dtype = dtype
         self.density = in_dtype(density, dtype)
         self.blocked = None
-        if dtype == torch.float32 and BlockedMAF.supports(self.density.flows):
+        if (
+            dtype == torch.float32
+            and density.base_scale_tril is None
+            and BlockedMAF.supports(self.density.flows)
+        ):
             self.blocked = BlockedMAF(self.density.flows)
         if dtype == torch.float64:
             # The reference path's chunks, unchanged (its results depend on them in the last bits).

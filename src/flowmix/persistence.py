@@ -127,9 +127,10 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
     header = _read_header(tensors_path)
     _check_sizes(layout, header, tensors_path)
     with_scales = "base_scales" in header
+    with_tril = "base_scale_tril" in header
     try:
         with torch.device("meta"):
-            skeleton = _build(layout, with_scales)
+            skeleton = _build(layout, with_scales, with_tril)
     except (ValueError, TypeError) as err:
         raise _corrupt(config_path, f"its flow settings cannot be built ({err})") from None
     expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
@@ -143,7 +144,7 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
     read = {name: tuple(t.shape) for name, t in tensors.items()}
     if read != {name: shape for name, (_, shape) in header.items()}:
         raise _corrupt(tensors_path, "its tensors changed while it was being read")
-    density = _build(layout, with_scales)
+    density = _build(layout, with_scales, with_tril)
     state = {name: t for name, t in tensors.items() if name not in _RESULT_TENSORS}
     _check_tensor_values(density, state, tensors_path)
     density.load_state_dict(state)
@@ -489,6 +490,12 @@ def _check_tensor_values(density: MixtureOfFlows, state: dict[str, torch.Tensor]
             raise _corrupt(tensors_path, f"tensor {name!r} holds NaN or infinite values")
     if "base_scales" in state and not (state["base_scales"] > 0).all():
         raise _corrupt(tensors_path, "its base scales are not all positive")
+    if "base_scale_tril" in state:
+        tril = state["base_scale_tril"]
+        if not torch.equal(tril, torch.tril(tril)) or not (torch.diagonal(tril, dim1=-2, dim2=-1) > 0).all():
+            raise _corrupt(
+                tensors_path, "its base covariance factors are not lower-triangular with a positive diagonal"
+            )
     # The masked layers' masks are fixed by the architecture; an altered one would make the flow
     # non-autoregressive, and its log-determinant (hence every density) wrong.
     for name, mask in density.state_dict().items():
@@ -498,12 +505,13 @@ def _check_tensor_values(density: MixtureOfFlows, state: dict[str, torch.Tensor]
             )
 
 
-def _build(layout: _Layout, with_scales: bool) -> MixtureOfFlows:
+def _build(layout: _Layout, with_scales: bool, with_tril: bool = False) -> MixtureOfFlows:
     """The (untrained) density of the layout's architecture, in float64."""
     k, d = layout.n_components, layout.n_features
     flows = FLOW_FAMILIES[layout.family](k, d, **layout.flow_kwargs)
     scales = torch.ones(1, k, d) if with_scales else None
-    return MixtureOfFlows(flows, torch.zeros(1, k, d), layout.base_std, scales).double()
+    tril = torch.eye(d).expand(1, k, d, d) if with_tril else None
+    return MixtureOfFlows(flows, torch.zeros(1, k, d), layout.base_std, scales, tril).double()
 
 
 def _migrate(config: dict[str, Any], config_path: Path | None = None) -> dict[str, Any]:

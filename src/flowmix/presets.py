@@ -28,6 +28,8 @@ _COMMON: dict[str, Any] = {
     "flow": "maf",
     "algorithm": "mle",
     "selection": "loss",
+    "early_stopping": False,
+    "covariance_type": "diag",
     "n_layers": 1,
     "activation": "tanh",
     "base_std": 0.1,
