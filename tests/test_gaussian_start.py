@@ -109,17 +109,18 @@ def test_spectral_restarts_cycle_through_the_neighbourhood_sizes(monkeypatch):
     assert seen == [10, 5, 20]  # one embedding per graph, the fourth restart reuses the first
 
 
-@pytest.mark.parametrize(("gmm_ll", "rule"), [(-10.0, "graph-cut"), (10.0, "validation")])
+@pytest.mark.parametrize(("gmm_ll", "rule"), [(-10.0, "graph-cut"), (10.0, "gaussian-fit")])
 def test_auto_selection_uses_the_cut_only_where_flows_beat_a_gmm_clearly(monkeypatch, gmm_ll, rule):
     X, _ = make_blobs(120, centers=2, random_state=0)
     columns = torch.as_tensor(X.T, dtype=torch.float32)
     density = MixtureOfFlows(make_flow("spline", 4, 2), torch.zeros(2, 2, 2), 1.0)
     monkeypatch.setattr(selection, "gmm_validation_likelihood", lambda *a: gmm_ll)
     monkeypatch.setattr(selection, "validation_likelihood", lambda *a: np.array([1.0, 2.0]))
+    monkeypatch.setattr(selection, "partition_gaussian_likelihood", lambda *a: np.array([7.0, 6.0]))
     monkeypatch.setattr(selection, "multiscale_graph_cut", lambda *a: np.array([5.0, 3.0]))
     result = TrainResult(np.zeros((2, 1)), np.array([-1, -1]), 1)
     scores = selection.automatic(result, density, columns, columns)
-    assert scores.tolist() == ([5.0, 3.0] if rule == "graph-cut" else [1.0, 2.0])
+    assert scores.tolist() == ([5.0, 3.0] if rule == "graph-cut" else [7.0, 6.0])
 
 
 def test_gmm_reference_likelihood_is_a_fitted_gmms_score():
@@ -144,3 +145,32 @@ def test_multiscale_cut_prefers_the_rings_and_differs_from_one_graphs_cut(monkey
     scores = selection.multiscale_graph_cut(None, density, columns, None)
     assert scores[0] < scores[1]
     assert scores[1] != selection.graph_cut(None, density, columns, None)[1]
+
+
+def test_partition_gaussian_likelihood_prefers_the_gaussian_partition_of_overlapping_blobs(monkeypatch):
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 1.0, (300, 2)), rng.normal([2.5, 0], 0.3, (100, 2))])
+    truth = np.repeat([0, 1], [300, 100])
+    by_x = (X[:, 0] > 1.25).astype(int)  # the valley cut, through the broad blob
+    columns = torch.as_tensor(X.T, dtype=torch.float32)
+    density = MixtureOfFlows(make_flow("maf", 4, 2), torch.zeros(2, 2, 2), 1.0)
+    joint = torch.nn.functional.one_hot(torch.as_tensor(np.stack([truth, by_x])), 2).permute(0, 2, 1).float()
+    monkeypatch.setattr(selection, "joint_log_prob_in_chunks", lambda d, c: joint)
+    scores = selection.partition_gaussian_likelihood(None, density, columns, None)
+    assert scores[0] < scores[1]
+    # The score is the mean log-likelihood of the Gaussian mixture made from the true partition.
+    start = init.start_from_responsibilities(X, init.one_hot(truth[None], 2))
+    mix = start.weights[0, 0] * multivariate_normal(start.means[0, 0], start.covariances[0, 0]).pdf(X)
+    mix = mix + start.weights[0, 1] * multivariate_normal(start.means[0, 1], start.covariances[0, 1]).pdf(X)
+    assert scores[0] == pytest.approx(-np.log(mix).mean(), rel=1e-5)
+
+
+def test_assigned_nll_is_each_points_own_component_nll():
+    from flowmix.training import mean_assigned_nll
+
+    density = MixtureOfFlows(make_flow("maf", 2, 2), torch.tensor([[[0.0, 0.0], [3.0, 3.0]]]), 1.0)
+    points = torch.randn(2, 9)
+    r = torch.nn.functional.one_hot(torch.arange(9) % 2, 2).T[None].float()
+    component = density.component_log_prob_columns(points).detach()[0]
+    expected = -component[torch.arange(9) % 2, torch.arange(9)].double().mean()
+    assert mean_assigned_nll(density, points, r)[0] == pytest.approx(float(expected), rel=1e-6)

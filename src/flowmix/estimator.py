@@ -127,15 +127,18 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
     selection : {"graph-cut", "auto", "validation", "likelihood", "loss"}, default="graph-cut"
         Rule that picks the kept restart (flowmix.selection): ``"graph-cut"``, the lowest
-        normalised cut of the training points' 10-nearest-neighbour graph; ``"auto"``,
-        ``"validation"`` unless the best restart's held-out likelihood beats a full-covariance
-        GMM's by more than 0.2 nats per point and dimension (clusters of non-Gaussian shape),
-        then ``"graph-cut"``; ``"validation"``, the held-out likelihood; ``"likelihood"``, the
+        normalised cut of the training points' 10-nearest-neighbour graph; ``"auto"``, the
+        likelihood of the training points under each restart's partition made Gaussian, unless
+        the best restart's held-out likelihood beats a full-covariance GMM's by more than 0.2
+        nats per point and dimension (clusters of non-Gaussian shape), then the normalised cut
+        averaged over 5-, 10- and 20-neighbour graphs; ``"validation"``, the held-out likelihood; ``"likelihood"``, the
         training likelihood; ``"loss"``, the lowest final training loss (the paper's).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the points and stop each restart, in pretraining and
-        in training, once the mixture's NLL on them has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; each restart keeps the parameters of its best epoch.
+        Hold out ``validation_fraction`` of the points and stop each restart once their NLL has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs; each restart keeps the
+        parameters of its best epoch. Training watches the mixture's NLL; pretraining the NLL of
+        every held-out point under the component whose start cluster holds most of its 10
+        nearest training points.
     validation_fraction : float, default=0.1
         Share of the points held out for ``early_stopping`` and ``selection="auto"`` or
         ``"validation"`` (one split, never used for training; an ``init`` array's labels of
@@ -374,7 +377,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
             pretrain_config = dataclasses.replace(
-                config, n_epochs=self.pretrain_epochs, callback=None, phase="pretrain"
+                config,
+                n_epochs=self.pretrain_epochs,
+                callback=None,
+                phase="pretrain",
+                validation_responsibilities=self._validation_assignments(
+                    train_X, validation_X, responsibilities, device
+                ),
             )
             pretrain(density, columns, fixed, pretrain_config)
         result = get_algorithm(self.algorithm)(density, columns, config)
@@ -406,6 +415,30 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         order = np.random.RandomState(seed + 2).permutation(n_samples)
         return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
+    def _validation_assignments(
+        self,
+        train_X: np.ndarray,
+        validation_X: np.ndarray | None,
+        responsibilities: np.ndarray,
+        device: torch.device,
+    ) -> torch.Tensor | None:
+        """The start's clusters carried to the validation points: (R, K, M) one-hot, or None.
+
+        Each validation point takes the majority cluster of its 10 nearest training points, so that
+        pretraining can stop on how well every component models its own held-out points.
+        """
+        if validation_X is None or not self.early_stopping:
+            return None
+        from sklearn.neighbors import KNeighborsClassifier
+
+        labels = []
+        for r in responsibilities:
+            part = r.argmax(1)
+            neighbours = KNeighborsClassifier(min(10, len(train_X))).fit(train_X, part)
+            labels.append(neighbours.predict(validation_X))
+        one_hot = np.eye(self.n_components, dtype=np.float32)[np.stack(labels)]  # (R, M, K)
+        return torch.as_tensor(one_hot, device=device).transpose(1, 2).contiguous()
 
     def _process_share(self) -> tuple[int, int, np.ndarray | None]:
         """(rank, world size, restarts this process trains or None for all) under ``distributed``."""

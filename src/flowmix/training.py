@@ -74,8 +74,10 @@ class TrainConfig:
     verbose: bool = False
     callback: Callable[[int, MixtureOfFlows], None] | None = None
     callback_every: int = 50
-    # Early stopping: restarts stop once the mixture NLL of these points (D, M) stops improving.
+    # Early stopping: restarts stop once the mixture NLL of these points (D, M) stops improving, or,
+    # with validation_responsibilities (R, K, M), their NLL under the components they are assigned to.
     validation: Tensor | None = None
+    validation_responsibilities: Tensor | None = None
     n_iter_no_change: int = 10
     tol: float = 1e-4
     # Checkpoints: where to write them, which phase of the fit this is, and one to continue from.
@@ -152,6 +154,17 @@ def mean_nll(density: MixtureOfFlows, columns: Tensor) -> np.ndarray:
     """The mixture's mean negative log-likelihood of the points (D, N), per restart, in float64."""
     joint = joint_log_prob_in_chunks(density, columns)
     return (-torch.logsumexp(joint.double(), dim=1).mean(-1)).cpu().numpy()
+
+
+def mean_assigned_nll(density: MixtureOfFlows, columns: Tensor, responsibilities: Tensor) -> np.ndarray:
+    """``-sum_k r_nk log flow_k(x_n)`` averaged over the points (D, N), per restart, in float64.
+
+    The M-step objective on held-out points: how well each component models the points assigned
+    to it, whatever the others do (pretraining's early-stopping score).
+    """
+    joint = joint_log_prob_in_chunks(density, columns).double()
+    component = joint - density.log_weights().detach().double()[:, :, None]
+    return (-(responsibilities.double() * component).sum(1).mean(-1)).cpu().numpy()
 
 
 def _set_weights(density: MixtureOfFlows, mass: Tensor) -> None:
@@ -291,6 +304,7 @@ class _EarlyStopping:
 
     def __init__(self, model: MixtureOfFlows, config: TrainConfig):
         self.model, self.validation = model, config.validation
+        self.responsibilities = config.validation_responsibilities
         self.patience, self.tol = config.n_iter_no_change, config.tol
         n_restarts = model.n_restarts
         self.scores = np.full((n_restarts, config.n_epochs), np.nan)
@@ -319,7 +333,10 @@ class _EarlyStopping:
 
     @torch.no_grad()
     def after_epoch(self, epoch: int, alive: np.ndarray) -> None:
-        score = mean_nll(self.model, self.validation)
+        if self.responsibilities is None:
+            score = mean_nll(self.model, self.validation)
+        else:
+            score = mean_assigned_nll(self.model, self.validation, self.responsibilities)
         self.scores[:, epoch] = score
         improved = (score < self.best_score - self.tol) & alive & (self.finished < 0)
         self.best_score = np.where(improved, score, self.best_score)
