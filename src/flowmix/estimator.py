@@ -131,8 +131,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         likelihood of the training points under each restart's partition made Gaussian, unless
         the best restart's held-out likelihood beats a full-covariance GMM's by more than 0.2
         nats per point and dimension (clusters of non-Gaussian shape), then the normalised cut
-        averaged over 5-, 10- and 20-neighbour graphs; ``"validation"``, the held-out likelihood; ``"likelihood"``, the
-        training likelihood; ``"loss"``, the lowest final training loss (the paper's).
+        averaged over 5-, 10- and 20-neighbour graphs; ``"validation"``, the held-out
+        likelihood; ``"likelihood"``, the training likelihood; ``"loss"``, the lowest final
+        training loss (the paper's).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the points and stop each restart once their NLL has
         not improved by ``tol`` for ``n_iter_no_change`` epochs; each restart keeps the
