@@ -136,24 +136,36 @@ def kmeans_partition(X: np.ndarray, n_init: int, n_components: int, rng: np.rand
     return start_from_responsibilities(X, one_hot(labels, n_components))
 
 
-def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
-    """Posteriors of a full-covariance Gaussian mixture (one EM run from k-means per restart)."""
-    from sklearn.cluster import KMeans
+def fit_full_gmm(X: np.ndarray, n_components: int, seed: int):
+    """A full-covariance GaussianMixture fitted to X (float64), or None if EM cannot fit one.
+
+    A collapsed component's covariance is regularised in proportion to the data's spread; if EM
+    still finds an ill-defined covariance, it is retried once with a regulariser 1000 times larger.
+    """
     from sklearn.mixture import GaussianMixture
 
     X64 = X.astype(np.float64)
-    # A collapsed component's covariance is regularised in proportion to the data's spread.
     regularisation = 1e-6 * max(float(X64.var(axis=0).mean()), 1e-12)
+    for reg in (regularisation, 1e3 * regularisation):
+        try:
+            return GaussianMixture(
+                n_components, covariance_type="full", reg_covar=reg, random_state=seed
+            ).fit(X64)
+        except ValueError:  # ill-defined covariance even so
+            continue
+    return None
+
+
+def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
+    """Posteriors of a full-covariance Gaussian mixture (one EM run from k-means per restart)."""
+    from sklearn.cluster import KMeans
+
     posteriors = []
     for _ in range(n_init):
         seed = rng.randint(2**31 - 1)
-        for reg in (regularisation, 1e3 * regularisation):
-            try:
-                gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, random_state=seed)
-                posteriors.append(gmm.fit(X64).predict_proba(X64))
-                break
-            except ValueError:  # ill-defined covariance even so: retry with a larger regulariser
-                continue
+        gmm = fit_full_gmm(X, n_components, seed)
+        if gmm is not None:
+            posteriors.append(gmm.predict_proba(X.astype(np.float64)))
         else:
             posteriors.append(
                 one_hot(KMeans(n_components, n_init=1, random_state=seed).fit_predict(X), n_components)

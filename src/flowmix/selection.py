@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from torch import Tensor
 
-from flowmix.density import MixtureOfFlows
-from flowmix.init import SPECTRAL_NEIGHBOUR_CYCLE, one_hot, start_from_responsibilities
+from flowmix.density import MixtureOfFlows, full_normal_log_prob_columns
+from flowmix.init import SPECTRAL_NEIGHBOUR_CYCLE, fit_full_gmm, one_hot, start_from_responsibilities
 from flowmix.training import TrainResult, joint_log_prob_in_chunks, mean_nll
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
@@ -126,19 +127,11 @@ _GMM_MAX_POINTS = 20000
 
 def gmm_validation_likelihood(train: Tensor, validation: Tensor, n_components: int) -> float:
     """Mean held-out log-likelihood of a full-covariance GMM fitted to the training points."""
-    from sklearn.mixture import GaussianMixture
-
     points = train.T.double().cpu().numpy()
     if len(points) > _GMM_MAX_POINTS:
         points = points[np.random.RandomState(0).choice(len(points), _GMM_MAX_POINTS, replace=False)]
-    regularisation = 1e-6 * max(float(points.var(axis=0).mean()), 1e-12)
-    for reg in (regularisation, 1e3 * regularisation):
-        try:
-            gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, random_state=0)
-            return float(gmm.fit(points).score(validation.T.double().cpu().numpy()))
-        except ValueError:  # ill-defined covariance: retry with a larger regulariser
-            continue
-    return -np.inf
+    gmm = fit_full_gmm(points, n_components, seed=0)
+    return -np.inf if gmm is None else float(gmm.score(validation.T.double().cpu().numpy()))
 
 
 def partition_gaussian_likelihood(
@@ -152,24 +145,17 @@ def partition_gaussian_likelihood(
     partitions of Gaussian clusters, computed on every training point rather than on a few
     validation points, and blind to how far the flows overfit.
     """
-    from scipy.special import logsumexp
-
-    points = train.T.double().cpu().numpy()
+    points = train.T.double().cpu()
     labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
-    start = start_from_responsibilities(points, one_hot(labels, density.n_components))
+    start = start_from_responsibilities(points.numpy(), one_hot(labels, density.n_components))
+    k = density.n_components
     scores = []
     for means, covariances, weights in zip(start.means, start.covariances, start.weights, strict=True):
-        log_joint = np.empty((len(points), density.n_components))
-        for k in range(density.n_components):
-            tril = np.linalg.cholesky(covariances[k])
-            standard = np.linalg.solve(tril, (points - means[k]).T)
-            log_joint[:, k] = (
-                np.log(max(weights[k], 1e-300))
-                - 0.5 * (standard**2).sum(0)
-                - np.log(np.diag(tril)).sum()
-                - 0.5 * points.shape[1] * np.log(2 * np.pi)
-            )
-        scores.append(-float(logsumexp(log_joint, axis=1).mean()))
+        tril = torch.linalg.cholesky(torch.as_tensor(covariances))
+        columns = points.T.expand(k, *points.T.shape)  # every component sees every point
+        log_prob = full_normal_log_prob_columns(columns, torch.as_tensor(means, dtype=torch.float64), tril)
+        log_weights = torch.as_tensor(np.log(np.maximum(weights, 1e-300)))[:, None]
+        scores.append(-float(torch.logsumexp(log_weights + log_prob, dim=0).mean()))
     return np.asarray(scores)
 
 
