@@ -34,7 +34,8 @@ def test_full_normal_log_prob_matches_scipy():
 def test_identity_flows_with_a_full_base_are_the_gaussian_mixture(family):
     X = _correlated()
     start = init.start_from_responsibilities(X, np.ones((1, len(X), 1)))
-    tril = torch.linalg.cholesky(torch.as_tensor(start.covariances))
+    covariances = init.shrunk_covariances(X, np.ones((1, len(X), 1)))
+    tril = torch.linalg.cholesky(torch.as_tensor(covariances))
     flows = make_flow(family, 1, 3, generator=torch.Generator().manual_seed(0))
     if family == "maf":  # a MAF starts random; zero its outputs to make it the identity
         for p in flows.mades[0].layers[-1].parameters():
@@ -42,7 +43,7 @@ def test_identity_flows_with_a_full_base_are_the_gaussian_mixture(family):
     flows.prepare(torch.as_tensor(X, dtype=torch.float32))
     density = MixtureOfFlows(flows, torch.as_tensor(start.means), 1.0, None, tril).double()
     ours = density.log_prob(torch.as_tensor(X)).detach().numpy()[0]
-    expected = multivariate_normal(start.means[0, 0], start.covariances[0, 0]).logpdf(X)
+    expected = multivariate_normal(start.means[0, 0], covariances[0, 0]).logpdf(X)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -51,11 +52,12 @@ def test_shrunk_covariances_are_positive_definite_for_clusters_smaller_than_the_
     X = rng.normal(size=(40, 10))
     labels = np.r_[np.zeros(3, int), np.ones(37, int)]  # cluster 0: 3 points in 10 dimensions
     start = init.start_from_responsibilities(X, init.one_hot(labels[None], 2))
-    assert np.linalg.eigvalsh(start.covariances[0]).min() > 0
+    covariances = init.shrunk_covariances(X, init.one_hot(labels[None], 2))
+    assert np.linalg.eigvalsh(covariances[0]).min() > 0
     # Its diagonal stays the cluster's own spread; a large cluster keeps most of its covariance.
-    np.testing.assert_allclose(np.diag(start.covariances[0, 0]), start.scales[0, 0] ** 2, rtol=1e-5)
+    np.testing.assert_allclose(np.diag(covariances[0, 0]), start.scales[0, 0] ** 2, rtol=1e-5)
     sample = np.cov(X[3:].T, bias=True)
-    assert np.abs(start.covariances[0, 1] - sample).max() < 0.25 * np.abs(sample).max()
+    assert np.abs(covariances[0, 1] - sample).max() < 0.25 * np.abs(sample).max()
 
 
 def test_a_gmm_start_with_a_full_base_fits_correlated_blobs_and_saves_its_covariances(tmp_path):
@@ -160,8 +162,9 @@ def test_partition_gaussian_likelihood_prefers_the_gaussian_partition_of_overlap
     assert scores[0] < scores[1]
     # The score is the mean log-likelihood of the Gaussian mixture made from the true partition.
     start = init.start_from_responsibilities(X, init.one_hot(truth[None], 2))
-    mix = start.weights[0, 0] * multivariate_normal(start.means[0, 0], start.covariances[0, 0]).pdf(X)
-    mix = mix + start.weights[0, 1] * multivariate_normal(start.means[0, 1], start.covariances[0, 1]).pdf(X)
+    covariances = init.shrunk_covariances(X, init.one_hot(truth[None], 2))
+    mix = start.weights[0, 0] * multivariate_normal(start.means[0, 0], covariances[0, 0]).pdf(X)
+    mix = mix + start.weights[0, 1] * multivariate_normal(start.means[0, 1], covariances[0, 1]).pdf(X)
     assert scores[0] == pytest.approx(-np.log(mix).mean(), rel=1e-5)
 
 

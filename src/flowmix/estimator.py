@@ -37,7 +37,7 @@ from flowmix.distributed import (
 )
 from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.inference import Inference, in_dtype, torch_inference_dtype
-from flowmix.init import INITIALISATIONS, Start, from_user_assignments, initialise
+from flowmix.init import INITIALISATIONS, Start, from_user_assignments, initialise, shrunk_covariances
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import SELECTIONS, select
@@ -523,10 +523,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         flows.prepare(torch.from_numpy(X))
         scales = None if start.scales is None else torch.as_tensor(start.scales)
         tril = None
-        if self.covariance_type == "full" and start.covariances is not None:
-            tril = torch.linalg.cholesky(torch.as_tensor(start.covariances, dtype=torch.float64)).reshape(
-                -1, *start.covariances.shape[1:]
-            )
+        if self.covariance_type == "full" and start.responsibilities is not None:
+            covariances = torch.as_tensor(shrunk_covariances(X, start.responsibilities))
+            tril = torch.linalg.cholesky(covariances).reshape(-1, *covariances.shape[1:])
         density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales, tril)
         if start.weights is not None:
             with torch.no_grad():

@@ -31,15 +31,12 @@ class Start:
     responsibilities : ndarray of shape (R, N, K) or None
         Soft or hard assignments of the training points to pretrain the flows on, or None for
         no pretraining.
-    covariances : ndarray of shape (R, K, D, D) or None
-        Full base covariances (positive definite), or None for diagonal bases (``scales``).
     """
 
     means: np.ndarray
     scales: np.ndarray | None = None
     weights: np.ndarray | None = None
     responsibilities: np.ndarray | None = None
-    covariances: np.ndarray | None = None
 
 
 Initialisation = Callable[[np.ndarray, int, int, np.random.RandomState], Start]
@@ -68,9 +65,8 @@ def start_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> 
     -------
     Start
         Base means at the clusters' (weighted) means, base scales at their per-dimension standard
-        deviations, covariances at their covariances shrunk towards those scales (see
-        :func:`shrunk_covariances`), weights at their proportions, and the assignments
-        themselves, on which every component's flow is pretrained.
+        deviations, weights at their proportions, and the assignments themselves, on which every
+        component's flow is pretrained.
 
     Examples
     --------
@@ -80,6 +76,14 @@ def start_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> 
     ([[0.10000000149011612, 0.0], [5.0, 5.199999809265137]], [0.5, 0.5])
     """
     r = np.asarray(responsibilities, dtype=np.float64)
+    mass, means, scales = _cluster_moments(X, r)
+    weights = mass / mass.sum(axis=1, keepdims=True)
+    # The responsibilities stay float64: the full-covariance start computes covariances from them.
+    return Start(means.astype(np.float32), scales.astype(np.float32), weights, r)
+
+
+def _cluster_moments(X: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mass (R, K), means (R, K, D), per-dimension scales (R, K, D)) of weighted clusters, float64."""
     mass = r.sum(axis=1)  # (R, K)
     safe = np.maximum(mass, 1e-12)[:, :, None]
     means = np.einsum("rnk,nd->rkd", r, X) / safe
@@ -90,23 +94,22 @@ def start_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> 
     empty = mass <= 1e-12
     means[empty] = X.mean(axis=0)
     scales[empty] = np.maximum(X.std(axis=0), floor)
-    weights = mass / mass.sum(axis=1, keepdims=True)
-    covariances = shrunk_covariances(X, r, means, scales)
-    return Start(
-        means.astype(np.float32), scales.astype(np.float32), weights, r.astype(np.float32), covariances
-    )
+    return mass, means, scales
 
 
-def shrunk_covariances(X: np.ndarray, r: np.ndarray, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+def shrunk_covariances(X: np.ndarray, responsibilities: np.ndarray) -> np.ndarray:
     """Weighted cluster covariances, shrunk towards their diagonals: (R, K, D, D), float64.
 
     (n_k S_k + nu diag(scales_k^2)) / (n_k + nu) with nu = D + 1 pseudo-points, as a conjugate
     prior would give: a cluster of fewer points than dimensions (whose S_k is singular) gets a
     positive-definite covariance with its own per-dimension spread, while a large cluster keeps
-    its sample covariance.
+    its sample covariance. The means and scales are those of :func:`start_from_responsibilities`.
+    Only full-covariance starts need them (R x K products of N x D by D x D), so they are not
+    part of a :class:`Start`.
     """
+    r = np.asarray(responsibilities, dtype=np.float64)
+    mass, means, scales = _cluster_moments(X, r)
     X64 = X.astype(np.float64)
-    mass = r.sum(axis=1)  # (R, K)
     prior = X.shape[1] + 1.0
     covariances = np.empty((*means.shape, X.shape[1]))
     for i in range(r.shape[0]):
@@ -252,7 +255,7 @@ def automatic(X: np.ndarray, n_init: int, n_components: int, rng: np.random.Rand
     return Start(
         *(
             np.concatenate([getattr(s, f) for s in starts])[order]
-            for f in ("means", "scales", "weights", "responsibilities", "covariances")
+            for f in ("means", "scales", "weights", "responsibilities")
         )
     )
 

@@ -15,7 +15,13 @@ import torch
 from torch import Tensor
 
 from flowmix.density import MixtureOfFlows, full_normal_log_prob_columns
-from flowmix.init import SPECTRAL_NEIGHBOUR_CYCLE, fit_full_gmm, one_hot, start_from_responsibilities
+from flowmix.init import (
+    SPECTRAL_NEIGHBOUR_CYCLE,
+    fit_full_gmm,
+    one_hot,
+    shrunk_covariances,
+    start_from_responsibilities,
+)
 from flowmix.training import TrainResult, joint_log_prob_in_chunks, mean_nll
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
@@ -64,23 +70,7 @@ def graph_cut(
     shape. Unlike a likelihood, it does not reward flows flexible enough to model a piece cut
     out of a cluster.
     """
-    from sklearn.neighbors import kneighbors_graph
-
-    points = train.T.double().cpu().numpy()
-    if density.n_components == 1 or len(points) < 3:
-        return np.zeros(density.n_restarts)  # nothing to cut
-    graph = kneighbors_graph(points, min(10, len(points) - 1), include_self=False)
-    graph = (graph + graph.T).tocsr()
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
-    rows, cols = graph.nonzero()
-    scores = []
-    for part in labels:
-        crossing = part[rows] != part[cols]
-        cut = np.bincount(part[rows][crossing], minlength=density.n_components)
-        volume = np.bincount(part, weights=degree, minlength=density.n_components)
-        scores.append(float(np.sum(cut / np.maximum(volume, 1e-12))))
-    return np.asarray(scores)
+    return _mean_normalised_cut(density, train, (10,))
 
 
 def multiscale_graph_cut(
@@ -95,6 +85,13 @@ def multiscale_graph_cut(
     the smaller ones keep apart (two circles of 200 points in all), which blunts the average
     there. Used by :func:`automatic`.
     """
+    return _mean_normalised_cut(density, train, SPECTRAL_NEIGHBOUR_CYCLE)
+
+
+def _mean_normalised_cut(
+    density: MixtureOfFlows, train: Tensor, neighbour_counts: tuple[int, ...]
+) -> np.ndarray:
+    """(R,) normalised cuts of the restarts' partitions, averaged over symmetric kNN graphs of these sizes."""
     from sklearn.neighbors import kneighbors_graph
 
     points = train.T.double().cpu().numpy()
@@ -102,7 +99,7 @@ def multiscale_graph_cut(
         return np.zeros(density.n_restarts)  # nothing to cut
     labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
     scores = np.zeros(density.n_restarts)
-    for neighbours in SPECTRAL_NEIGHBOUR_CYCLE:
+    for neighbours in neighbour_counts:
         graph = kneighbors_graph(points, min(neighbours, len(points) - 1), include_self=False)
         graph = (graph + graph.T).tocsr()
         degree = np.asarray(graph.sum(axis=1)).ravel()
@@ -111,7 +108,7 @@ def multiscale_graph_cut(
             crossing = part[rows] != part[cols]
             cut = np.bincount(part[rows][crossing], minlength=density.n_components)
             volume = np.bincount(part, weights=degree, minlength=density.n_components)
-            scores[r] += float(np.sum(cut / np.maximum(volume, 1e-12))) / len(SPECTRAL_NEIGHBOUR_CYCLE)
+            scores[r] += float(np.sum(cut / np.maximum(volume, 1e-12))) / len(neighbour_counts)
     return scores
 
 
@@ -147,10 +144,12 @@ def partition_gaussian_likelihood(
     """
     points = train.T.double().cpu()
     labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
-    start = start_from_responsibilities(points.numpy(), one_hot(labels, density.n_components))
+    assignments = one_hot(labels, density.n_components)
+    start = start_from_responsibilities(points.numpy(), assignments)
     k = density.n_components
     scores = []
-    for means, covariances, weights in zip(start.means, start.covariances, start.weights, strict=True):
+    all_covariances = shrunk_covariances(points.numpy(), assignments)
+    for means, covariances, weights in zip(start.means, all_covariances, start.weights, strict=True):
         tril = torch.linalg.cholesky(torch.as_tensor(covariances))
         columns = points.T.expand(k, *points.T.shape)  # every component sees every point
         log_prob = full_normal_log_prob_columns(columns, torch.as_tensor(means, dtype=torch.float64), tril)
