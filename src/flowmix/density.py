@@ -88,7 +88,10 @@ class MixtureOfFlows(nn.Module):
         return self.component_log_prob_columns(x.T)
 
     def component_log_prob_columns(self, x: Tensor) -> Tensor:
-        """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N)."""
+        """As :meth:`component_log_prob` with points as columns: x (D, N) -> (R, K, N).
+
+        x may also be (R * K, D, N): each stacked flow then has its own N points.
+        """
         means = self.base_means.reshape(-1, self.dim)
         if self.base_scale_tril is None:
             log_prob = self.flows.log_prob_columns(x, means, self._stacked_scale())

@@ -99,6 +99,13 @@ def broadcast_module(module: nn.Module, source: int) -> None:
             dist.broadcast(tensor, src=source)
 
 
+def group_max(value: int) -> int:
+    """The largest ``value`` over the ranks of the process group."""
+    tensor = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 @dataclass
 class DataParallel:
     """What the training loop needs to split its mini-batches across the ranks of the group."""

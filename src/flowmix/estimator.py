@@ -31,6 +31,7 @@ from flowmix.distributed import (
     broadcast_module,
     gather_result,
     gather_rows,
+    group_max,
     require_group,
     restart_block,
     world,
@@ -373,6 +374,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             checkpoint=checkpoint,
             resume=resumed,
             data_parallel=DataParallel(rank, world_size) if self.distributed == "data" else None,
+            group_max=group_max if self.distributed == "restarts" else None,
         )
         pretrained = resumed is not None and resumed.covers("pretrain")
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:

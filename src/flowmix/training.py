@@ -86,6 +86,9 @@ class TrainConfig:
     resume: Resumed | None = None
     # Data parallel across the ranks of a process group (flowmix.distributed), or None.
     data_parallel: DataParallel | None = None
+    # Restart-parallel: the largest of an integer over the ranks (flowmix.distributed.group_max), so
+    # that every rank pads its per-flow batches to the width one process would use.
+    group_max: Callable[[int], int] | None = None
 
 
 BatchObjective = Callable[[MixtureOfFlows, Tensor, Tensor | slice], Tensor]
@@ -122,15 +125,36 @@ def pretrain(
     of EM for the flows. ``responsibilities`` (R, K, N) are fixed (hard 0/1 or soft).
     """
 
-    return minimise(density, columns, _m_step_objective(lambda: responsibilities), config)
+    return minimise(density, columns, _m_step_objective(lambda: responsibilities, config.group_max), config)
 
 
-def _m_step_objective(responsibilities: Callable[[], Tensor]) -> BatchObjective:
+def _m_step_objective(
+    responsibilities: Callable[[], Tensor], group_max: Callable[[int], int] | None = None
+) -> BatchObjective:
     """``-sum_k r_nk log flow_k(x_n)`` on a batch, averaged, per restart; r (R, K, N) read at each call."""
 
     def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
         weights = responsibilities()[:, :, index]
-        return -(weights * density.component_log_prob_columns(batch)).sum(1).mean(-1)
+        n_restarts, n_components, n_batch = weights.shape
+        flat = weights.reshape(n_restarts * n_components, n_batch)
+        member = flat > 0
+        counts = member.sum(1)
+        # One host read per step. A multiple of 16: the CPU's vectorised kernels then round each
+        # flow's sums alike whatever the other flows of the stack, so restart-parallel fits stay exact.
+        width = -(-max(1, int(counts.max())) // 16) * 16
+        if group_max is not None:
+            width = group_max(width)
+        if 4 * width > 3 * n_batch:
+            # Most flows are responsible for most points (soft responsibilities): one shared pass.
+            return -(weights * density.component_log_prob_columns(batch)).sum(1).mean(-1)
+        # Each flow sees only the points it is responsible for, the others' weight being exactly 0:
+        # the same objective at 1/K of the work when hard assignments split the batch K ways.
+        position = torch.argsort((~member).to(torch.uint8), dim=1, stable=True)[:, :width]
+        valid = torch.arange(width, device=batch.device)[None] < counts[:, None]
+        own = batch[:, position].permute(1, 0, 2).contiguous()  # (S, D, width)
+        log_prob = density.component_log_prob_columns(own).reshape(flat.shape[0], width)
+        terms = torch.where(valid, flat.gather(1, position) * log_prob, torch.zeros_like(log_prob))
+        return -terms.sum(1).view(n_restarts, n_components).sum(1) / n_batch
 
     return objective
 
@@ -205,7 +229,8 @@ def expectation_maximisation(
         state["r"] = r
         _set_weights(density, r.sum(-1))
 
-    return minimise(density, columns, _m_step_objective(lambda: state["r"]), config, epoch_start=e_step)
+    objective = _m_step_objective(lambda: state["r"], config.group_max)
+    return minimise(density, columns, objective, config, epoch_start=e_step)
 
 
 def hard_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
