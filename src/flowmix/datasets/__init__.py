@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from flowmix.datasets import features as _features
 from flowmix.datasets import files, images, toy
 from flowmix.datasets.files import DatasetError, data_roots, default_cache_dir
 from flowmix.datasets.tables import read_table
@@ -145,6 +146,9 @@ def load_dataset(
     mirrors: Sequence[str] | None = None,
     smile_drop_first_row: bool = False,
     progress: bool | None = None,
+    preprocessing: str | None = None,
+    features: str | None = None,
+    n_features: int | None = None,
 ) -> Dataset:
     """Load one of the paper's data sets.
 
@@ -175,7 +179,18 @@ def load_dataset(
         For ``smile`` only: drop the first of the 400 points, as the reference code did by reading
         the header-less CSV with a header (the paper clustered 399 points). Ignored otherwise.
     progress : bool, optional
-        Download progress bar; by default shown when stderr is a terminal.
+        Download progress bar (and the autoencoder's); by default shown when stderr is a terminal.
+    preprocessing : {"logit", "standard"}, optional
+        For image sets: ``"logit"``, dequantised pixels in logit space (uniform noise from
+        ``seed``), the usual input of flows on 8-bit images; ``"standard"``, every pixel column
+        to zero mean and unit variance (see flowmix.datasets.features).
+    features : {"umap", "autoencoder", "n2d"}, optional
+        For image sets: learned ``n_features``-dimensional features instead of pixels: UMAP,
+        the code of an autoencoder trained by flowmix, or N2D (UMAP of that code), computed
+        from the (preprocessed) pixels with ``seed`` and cached under ``cache_dir``. UMAP needs
+        umap-learn (``pip install 'flowmix[features]'``).
+    n_features : int, optional
+        Dimension of ``features``; default the number of classes (N2D's choice).
 
     Returns
     -------
@@ -185,7 +200,8 @@ def load_dataset(
     Raises
     ------
     ValueError
-        Unknown name or bad ``pca``.
+        Unknown name, bad ``pca``, ``preprocessing``, ``features`` or ``n_features``, or a
+        combination that does not exist (these options on a toy set; ``pca`` with either).
     DatasetError
         (a ValueError) A data file is missing with downloads off, fails its checksum, is
         malformed, or could not be downloaded.
@@ -199,6 +215,7 @@ def load_dataset(
     """
     base, k = _parse_name(name, pca)
     spec = _SPECS[base]
+    dim = _check_learned(base, spec, k, preprocessing, features, n_features)
     if spec.kind == "toy":
         if base == "smile":
             X, y, desc = toy.load_smile(drop_first_row=smile_drop_first_row)
@@ -240,13 +257,30 @@ def load_dataset(
             f"{which} ({spec.folder}/*-idx*-ubyte.gz): 60000 train then 10000 test images{subset}, "
             "28x28 flattened row by row, pixels / 255 as float32"
         )
-    if k is None:
+    if k is None and features is None:
         X, y = read_images()
-        return Dataset(X, y, base, spec.class_names, desc)
+        if preprocessing is None:
+            return Dataset(X, y, base, spec.class_names, desc)
+        X = _features.preprocess_pixels(X, preprocessing, seed=seed)
+        return Dataset(X, y, f"{base}_{preprocessing}", spec.class_names, desc + _PREPROCESSED[preprocessing])
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if features is not None:
+        y, n_pixels = read_labels()
+        where = {"sources": sources, "preprocessing": preprocessing, "seed": seed}
+        Z = _features.cached_features(cache, base, features, dim, shape=(len(y), n_pixels), **where)
+        if Z is None:
+            X, y = read_images()
+            X = _features.preprocess_pixels(X, preprocessing, seed=seed)
+            Z = _features.learned_features(
+                X, features, dim, name=base, cache_dir=cache, verbose=bool(progress), **where
+            )
+        if preprocessing is not None:
+            desc += _PREPROCESSED[preprocessing]
+        desc += f"; then {features} features of dimension {dim} (seed {seed}; flowmix.datasets.features)"
+        return Dataset(Z, y, f"{base}_{features}{dim}", spec.class_names, desc)
 
     from flowmix.datasets.pca import PCA_RANDOM_STATE, cached_projection, pca_project
 
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     desc += (
         f"; then sklearn PCA(n_components={k}, random_state={PCA_RANDOM_STATE}) fitted on the whole set, "
         "projections not rescaled"
@@ -258,6 +292,58 @@ def load_dataset(
         X, y = read_images()
         Z = pca_project(X, k, name=base, sources=sources, cache_dir=cache)
     return Dataset(Z, y, out_name, spec.class_names, desc)
+
+
+_PREPROCESSED = {
+    "logit": "; then dequantised with U(0, 1) noise on the 256 levels and logit-transformed (alpha 1e-6)",
+    "standard": "; then every pixel column standardised to zero mean and unit variance",
+}
+
+
+def _check_learned(
+    base: str,
+    spec: _Spec,
+    pca: int | None,
+    preprocessing: str | None,
+    features: str | None,
+    n_features: int | None,
+) -> int | None:
+    """Check the preprocessing and feature options; the features' dimension (None without features)."""
+    if preprocessing is None and features is None and n_features is None:
+        return None
+    if spec.kind == "toy":
+        raise ValueError(
+            f"preprocessing, features and n_features apply to the image sets ({', '.join(_IMAGE_NAMES)}); "
+            f"{base!r} is a 2-D toy set."
+        )
+    if preprocessing is not None and preprocessing not in _features.PREPROCESSING:
+        raise ValueError(
+            f"preprocessing must be None or one of {list(_features.PREPROCESSING)}, got {preprocessing!r}."
+        )
+    if features is not None and features not in _features.FEATURES:
+        raise ValueError(f"features must be None or one of {list(_features.FEATURES)}, got {features!r}.")
+    if pca is not None:
+        raise ValueError(
+            "pca cannot be combined with preprocessing or features: load the PCA projection of the "
+            "plain pixels, or learned features without pca."
+        )
+    if features is None:
+        if n_features is not None:
+            raise ValueError(
+                "n_features is the dimension of features; pass features='umap', 'autoencoder' or 'n2d'."
+            )
+        return None
+    if n_features is None:
+        return spec.n_classes
+    if (
+        isinstance(n_features, bool)
+        or not isinstance(n_features, (int, np.integer))
+        or not 1 <= n_features < spec.n_features
+    ):
+        raise ValueError(
+            f"n_features must be an integer between 1 and {spec.n_features - 1} for {base!r}, got {n_features!r}."
+        )
+    return int(n_features)
 
 
 def _image_location(spec: _Spec, roots: Sequence[Path]) -> Path | None:

@@ -16,27 +16,16 @@ written atomically; an unwritable cache only costs the recomputation.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from flowmix._io import atomic_write
-
-logger = logging.getLogger(__name__)
+from flowmix.datasets.cache import cache_digest, flowmix_version, read_cached, write_cached
 
 __all__ = ["PCA_RANDOM_STATE", "cached_projection", "pca_cache_path", "pca_project"]
 
 PCA_RANDOM_STATE = 0
-
-
-def _flowmix_version() -> str:
-    import flowmix
-
-    return str(getattr(flowmix, "__version__", "0"))
 
 
 def pca_cache_path(
@@ -52,8 +41,7 @@ def pca_cache_path(
         "random_state": PCA_RANDOM_STATE,
         "sklearn": sklearn.__version__,
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / "pca" / f"{name}-pca{n_components}-v{_flowmix_version()}-{digest}.npy"
+    return Path(cache_dir) / "pca" / f"{name}-pca{n_components}-v{flowmix_version()}-{cache_digest(key)}.npy"
 
 
 def cached_projection(
@@ -65,10 +53,7 @@ def cached_projection(
     to look it up: ``sources`` come from the verified files, ``n_rows`` from the labels.
     """
     path = pca_cache_path(cache_dir, name, n_components, sources, n_rows, n_features)
-    cached = _read_cache(path, (n_rows, n_components))
-    if cached is not None:
-        logger.info("PCA projection of %s read from %s", name, path)
-    return cached
+    return read_cached(path, (n_rows, n_components), f"PCA projection of {name}")
 
 
 def pca_project(
@@ -106,24 +91,5 @@ def pca_project(
     Z = np.ascontiguousarray(Z, dtype=np.float32)
     if cache_dir is not None:
         path = pca_cache_path(cache_dir, name, n_components, sources, X.shape[0], X.shape[1])
-        try:
-            atomic_write(path, lambda tmp: np.save(tmp, Z, allow_pickle=False))
-        except OSError as exc:
-            logger.warning("cannot cache the PCA projection in %s: %s", path, exc)
-        else:
-            logger.info("PCA projection of %s cached in %s", name, path)
-    return Z
-
-
-def _read_cache(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    if not path.is_file():
-        return None
-    try:
-        Z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring unreadable PCA cache %s: %s", path, exc)
-        return None
-    if Z.shape != shape or Z.dtype != np.float32:
-        logger.warning("ignoring PCA cache %s of shape %s, dtype %s", path, Z.shape, Z.dtype)
-        return None
+        write_cached(path, Z, f"PCA projection of {name}")
     return Z
