@@ -22,11 +22,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # float32 against float64 log densities: a float32 pass through a 1000-unit network keeps about
 # 6 significant digits of each term, so 1e-5 relative to (1 + |log p|) leaves a margin of ~10.
 SCORE_RTOL = 1e-5
+# Three rational-quadratic layers amplify the rounding where a bin is steep: the worst of 1000
+# random points measured 1.1e-5 (typical 1e-6), so spline flows get three times the margin.
+SPLINE_SCORE_RTOL = 3e-5
 
 
-def close_in_float32(got: np.ndarray, reference: np.ndarray) -> None:
+def close_in_float32(got: np.ndarray, reference: np.ndarray, rtol: float = SCORE_RTOL) -> None:
     error = np.abs(got - reference) / (1 + np.abs(reference))
-    assert error.max() <= SCORE_RTOL, error.max()
+    assert error.max() <= rtol, error.max()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_float32_scores_and_labels_are_close_to_float64(flow, data):
     model.set_params(inference_dtype="float64")
     scores64, labels64 = model.score_samples(test), model.predict(test)
     assert not np.array_equal(scores32, scores64)  # really two precisions
-    close_in_float32(scores32, scores64)
+    close_in_float32(scores32, scores64, SPLINE_SCORE_RTOL if flow == "spline" else SCORE_RTOL)
     assert (labels32 != labels64).mean() <= 0.01
 
 

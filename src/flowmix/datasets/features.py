@@ -102,7 +102,7 @@ def standardize(X: np.ndarray) -> np.ndarray:
 
 
 def preprocess_pixels(X: np.ndarray, preprocessing: str | None, *, seed: int) -> np.ndarray:
-    """``X`` (pixels / 255) after ``preprocessing`` (one of :data:`PREPROCESSING`, or None)."""
+    """``X`` (pixels / 255) after ``preprocessing`` (one of ``PREPROCESSING``, or None)."""
     if preprocessing is None:
         return X
     if preprocessing == "logit":
@@ -221,7 +221,7 @@ def learned_features(
     seed: int = 0,
     verbose: bool = False,
 ) -> np.ndarray:
-    """The ``method`` features (one of :data:`FEATURES`) of ``X`` (N, D), using the cache.
+    """The ``method`` features (one of ``FEATURES``) of ``X`` (N, D), using the cache.
 
     Parameters
     ----------
