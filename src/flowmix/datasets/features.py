@@ -25,6 +25,7 @@ settings and the versions of flowmix, umap-learn and torch.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,7 +138,12 @@ def _versions(method: str) -> dict[str, str]:
 
     versions = {"flowmix": flowmix_version(), "torch": torch.__version__}
     if method in ("umap", "n2d"):
-        versions["umap-learn"] = _umap_module().__version__
+        # Read from the installed metadata: a cache lookup needs no numba compilation, and
+        # without umap-learn only a miss (which then says how to install it) needs it.
+        try:
+            versions["umap-learn"] = importlib.metadata.version("umap-learn")
+        except importlib.metadata.PackageNotFoundError:
+            versions["umap-learn"] = "not installed"
     return versions
 
 
