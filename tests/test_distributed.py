@@ -25,10 +25,11 @@ import torch.distributed as dist
 from sklearn.datasets import make_moons
 from flowmix import FlowMixture
 
-mode, out, algorithm, flow = sys.argv[1:5]
+mode, out, algorithm, flow, batch_order = sys.argv[1:6]
 X, _ = make_moons(400, noise=0.05, random_state=0)
 settings = dict(n_epochs=8, pretrain_epochs=4, n_init=3, batch_size=96, random_state=0,
-                algorithm=algorithm, flow=flow, selection="likelihood")
+                algorithm=algorithm, flow=flow, selection="likelihood", batch_order=batch_order,
+                shuffle_buffer=64 if batch_order == "per-restart" else None)
 if mode != "single":
     dist.init_process_group("gloo")
     settings["distributed"] = mode
@@ -46,7 +47,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(tmp_path: Path, mode: str, algorithm: str, flow: str) -> list[dict[str, np.ndarray]]:
+def _launch(
+    tmp_path: Path, mode: str, algorithm: str, flow: str, batch_order: str = "shared"
+) -> list[dict[str, np.ndarray]]:
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     out = tmp_path / mode
@@ -63,7 +66,7 @@ def _launch(tmp_path: Path, mode: str, algorithm: str, flow: str) -> list[dict[s
         ]
     # A session of its own, so that a hang is killed with its workers.
     process = subprocess.Popen(
-        [*command, str(script), mode, str(out), algorithm, flow],
+        [*command, str(script), mode, str(out), algorithm, flow, batch_order],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -80,10 +83,13 @@ def _launch(tmp_path: Path, mode: str, algorithm: str, flow: str) -> list[dict[s
     return [dict(np.load(f"{out}.{rank}.npz")) for rank in range(ranks)]
 
 
-@pytest.mark.parametrize(("algorithm", "flow"), [("hard-em", "spline"), ("mle", "maf")])
-def test_restart_parallel_equals_one_process_exactly(tmp_path, algorithm, flow):
-    (single,) = _launch(tmp_path, "single", algorithm, flow)
-    ranks = _launch(tmp_path, "restarts", algorithm, flow)
+@pytest.mark.parametrize(
+    ("algorithm", "flow", "batch_order"),
+    [("hard-em", "spline", "shared"), ("mle", "maf", "shared"), ("mle", "maf", "per-restart")],
+)
+def test_restart_parallel_equals_one_process_exactly(tmp_path, algorithm, flow, batch_order):
+    (single,) = _launch(tmp_path, "single", algorithm, flow, batch_order)
+    ranks = _launch(tmp_path, "restarts", algorithm, flow, batch_order)
     for result in ranks:  # every rank ends with the single process's model, bit for bit
         assert sorted(result) == sorted(single)
         for key in single:

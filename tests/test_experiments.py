@@ -113,6 +113,37 @@ def test_config_hash_tracks_what_changes_results():
     assert image["max_samples"] == 2000 and image["params"]["hidden_units"] == [128]
 
 
+def test_protocol_draw_options_change_the_flows_configuration_only_when_set():
+    pca = get_dataset_config("mnist5_pca")
+    base = unit_config(pca, "flows", GridSpec(datasets=[pca.name]))
+    assert "batch_order" not in base["params"] and "shuffle_buffer" not in base["params"]
+    assert config_hash(unit_config(pca, "flows", GridSpec(datasets=[pca.name], seed=0))) == config_hash(base)
+    drawn = unit_config(pca, "flows", GridSpec(datasets=[pca.name], seed=3))
+    assert drawn["random_state"] == 3 and config_hash(drawn) != config_hash(base)
+    reference = unit_config(
+        pca, "flows", GridSpec(datasets=[pca.name], batch_order="per-restart", shuffle_buffer=1024)
+    )
+    assert (
+        reference["params"]["batch_order"] == "per-restart" and reference["params"]["shuffle_buffer"] == 1024
+    )
+    # The baselines' runs are their own seeds: a flows draw leaves them alone.
+    kmeans = [unit_config(pca, "kmeans", GridSpec(datasets=[pca.name], seed=s)) for s in (None, 3)]
+    assert config_hash(kmeans[0]) == config_hash(kmeans[1])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"seed": -1}, "seed must be"),
+        ({"batch_order": "mixed"}, "batch-order must be"),
+        ({"shuffle_buffer": 0}, "shuffle"),
+    ],
+)
+def test_bad_protocol_draw_options_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        GridSpec(datasets=["mnist5_pca"], **settings)
+
+
 def _rec(method: str, run: int, objective, diverged: bool = False) -> dict:
     return {"dataset": "d", "method": method, "run": run, "objective": objective, "diverged": diverged}
 

@@ -236,6 +236,9 @@ def _run_reproduce(
     download: bool = True,
     snapshot_every: int | None = None,
     baselines_on_device: bool = False,
+    seed: int | None = None,
+    batch_order: str = "shared",
+    shuffle_buffer: int | None = None,
 ) -> None:
     from flowmix.experiments.configs import get_dataset_config
     from flowmix.experiments.runner import GridSpec, check_device, run_grid
@@ -265,6 +268,9 @@ def _run_reproduce(
         save_models=True if save_models else None,
         explicit=explicit,
         download=download,
+        seed=seed,
+        batch_order=batch_order,
+        shuffle_buffer=shuffle_buffer,
     )
     if "flows" in spec.methods or baselines_on_device:
         check_device(device)
@@ -343,10 +349,29 @@ def reproduce_toy(snapshot_every: int | None, **kwargs: Any) -> None:
 @reproduce.command("table1")
 @_grid_options(TABLE1_OUT, "flows,random,kmeans,gmm")
 @_image_options
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="random_state of the mixture of flows (another protocol draw of its runs). [default: 0]",
+)
+@click.option(
+    "--batch-order",
+    type=click.Choice(["shared", "per-restart"]),
+    default="shared",
+    show_default=True,
+    help="One mini-batch order for all runs of the mixture of flows, or one per run (the reference "
+    "code ran each in its own process).",
+)
+@click.option("--shuffle-buffer", type=int, default=None,
+              help="Shuffle through a buffer of this many points (the reference code's 1024) instead of a full "
+              "permutation each epoch.")  # fmt: skip
 def reproduce_table1(**kwargs: Any) -> None:
     """Table 1: the mixture of flows, random labels, k-means and EM/GMM on the image sets.
 
     Rows whose data files are missing are skipped with a message, unless named with --datasets.
+    A results folder's tables show each row's most recent configuration: give each --seed,
+    --batch-order or --shuffle-buffer draw its own --out to compare them.
     """
     from flowmix.experiments.configs import TABLE1_DATASETS
 

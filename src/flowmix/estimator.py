@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from flowmix._memory import reuse_freed_memory
+from flowmix.batch_order import BATCH_ORDERS
 from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
 from flowmix.density import MixtureOfFlows
 from flowmix.distributed import (
@@ -160,6 +161,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Restarts, trained together.
     shuffle : bool, default=True
         Draw a new mini-batch order each epoch.
+    batch_order : {"shared", "per-restart"}, default="shared"
+        ``"shared"``: one order per epoch for all restarts (they train together).
+        ``"per-restart"``: an independent order for each restart, as when every restart runs as
+        its own process (the paper's reference code); for ``algorithm="mle"`` only, and each
+        step then feeds every restart its own points (more memory: R times the batch).
+    shuffle_buffer : int or None, default=None
+        None: each epoch's order is a uniform random permutation. An integer: the order of a
+        shuffle buffer of that many points over the stored order, as TensorFlow's
+        ``Dataset.shuffle(shuffle_buffer)`` in the paper's reference code (1024 for the image
+        sets); a point then moves at most about a buffer's length from its stored place.
     device : str, default="cpu"
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     inference_dtype : {"float32", "float64"}, default="float32"
@@ -261,6 +272,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         learning_rate: float = 3e-3,
         n_init: int = 3,
         shuffle: bool = True,
+        batch_order: str = "shared",
+        shuffle_buffer: int | None = None,
         device: str = "cpu",
         inference_dtype: str = "float32",
         random_state: Any = None,
@@ -291,6 +304,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.n_init = n_init
         self.shuffle = shuffle
+        self.batch_order = batch_order
+        self.shuffle_buffer = shuffle_buffer
         self.device = device
         self.inference_dtype = inference_dtype
         self.random_state = random_state
@@ -365,6 +380,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             shuffle=self.shuffle,
             generator=torch.Generator().manual_seed(seed + 1),
+            batch_order=self.batch_order,
+            shuffle_buffer=self.shuffle_buffer,
+            restart_offset=0 if block is None else int(block[0]),
             verbose=self.verbose,
             callback=callback,
             callback_every=callback_every,
@@ -384,6 +402,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 n_epochs=self.pretrain_epochs,
                 callback=None,
                 phase="pretrain",
+                batch_order="shared",  # per-restart orders are built for the mixture's NLL only
                 validation_responsibilities=self._validation_assignments(
                     train_X, validation_X, responsibilities, device
                 ),
@@ -704,6 +723,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                     f"checkpoint_dir={str(self.checkpoint_dir)!r} is a file; pass a directory (it is created "
                     "if missing)."
                 )
+        if self.shuffle_buffer is not None:
+            positive_int("shuffle_buffer", self.shuffle_buffer)
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(f"batch_order must be one of {list(BATCH_ORDERS)}, got {self.batch_order!r}.")
+        if self.batch_order == "per-restart" and (self.algorithm != "mle" or self.distributed == "data"):
+            raise ValueError(
+                "batch_order='per-restart' is built for algorithm='mle' (the paper's training) without "
+                f"distributed='data'; got algorithm={self.algorithm!r}, distributed={self.distributed!r}. "
+                "Use batch_order='shared' with these."
+            )
         if self.n_layers is not None:
             positive_int("n_layers", self.n_layers)
         for name in ("base_std", "learning_rate"):

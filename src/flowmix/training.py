@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from flowmix._memory import reuse_freed_memory
+from flowmix.batch_order import epoch_order, per_restart_batch, per_restart_orders
 from flowmix.checkpoint import FitCheckpoint, Resumed
 from flowmix.density import MixtureOfFlows
 
@@ -71,6 +72,11 @@ class TrainConfig:
     learning_rate: float = 1e-3
     shuffle: bool = True
     generator: torch.Generator | None = None
+    # Mini-batch orders (flowmix.batch_order): one shared by all restarts or one per restart
+    # (restart indices counted from restart_offset), from a full permutation or a shuffle buffer.
+    batch_order: str = "shared"
+    shuffle_buffer: int | None = None
+    restart_offset: int = 0
     verbose: bool = False
     callback: Callable[[int, MixtureOfFlows], None] | None = None
     callback_every: int = 50
@@ -496,22 +502,30 @@ def minimise(
         step_objective = wrap_ddp(model, objective)
     # A full batch is permutation invariant: shuffling it would only cost a copy.
     reorder = shuffle and batch_size < n_samples
+    per_restart = reorder and config.batch_order == "per-restart"
     for epoch in range(loop.epochs_run, n_epochs):
         if loop.done:
             break
         if epoch_start is not None:
             epoch_start(epoch)
-        if reorder:
-            order = torch.randperm(n_samples, generator=generator).to(device)
+        if per_restart:
+            order = per_restart_orders(
+                n_samples, model.n_restarts, generator, config.shuffle_buffer, config.restart_offset
+            ).to(device)
+        elif reorder:
+            order = epoch_order(n_samples, generator, config.shuffle_buffer).to(device)
         mask = loop.alive if stopper is None else loop.alive & stopper.training(device)
         total = torch.zeros(model.n_restarts, device=device)
         for start in range(0, n_samples, batch_size):
-            index = order[start : start + batch_size] if reorder else slice(start, start + batch_size)
+            index = order[..., start : start + batch_size] if reorder else slice(start, start + batch_size)
             if comm is None:
-                batch = columns[:, index]
+                if per_restart:  # (R * K, D, n): each restart's flows see its own batch
+                    batch = per_restart_batch(columns, index, model.n_components)
+                else:
+                    batch = columns[:, index]
                 loss = objective(model, batch, index)
                 summed = torch.where(mask, loss, torch.zeros_like(loss)).sum()
-                n_batch = batch.shape[1]
+                n_batch = batch.shape[-1]
             else:
                 loss, summed, n_batch = _data_parallel_step(comm, step_objective, columns, index, mask)
             optimizer.zero_grad(set_to_none=True)

@@ -142,6 +142,14 @@ class GridSpec:
         downloaded) instead of being skipped with a message.
     download : bool
         Allow downloading missing image files when ``explicit``.
+    seed : int, optional
+        ``random_state`` of the mixture-of-flows fit: another seed is another protocol draw of
+        its 10 restarts (default 0). The baselines keep seeds ``0..runs-1``.
+    batch_order, shuffle_buffer : optional
+        The paper preset's :class:`~flowmix.FlowMixture` options of these names (the reference
+        code's per-restart mini-batch orders and 1024-point shuffle buffer); recorded in the
+        configuration only when they differ from flowmix's default (shared order, full
+        permutation), so earlier records keep their configuration hashes.
     """
 
     datasets: Sequence[str]
@@ -160,6 +168,9 @@ class GridSpec:
     explicit: bool = False
     download: bool = True
     quick_settings: QuickSettings = field(default_factory=lambda: QUICK)
+    seed: int | None = None
+    batch_order: str = "shared"
+    shuffle_buffer: int | None = None
 
     def __post_init__(self) -> None:
         self.datasets = [get_dataset_config(d).name for d in self.datasets]
@@ -172,7 +183,17 @@ class GridSpec:
         if not methods:
             raise ValueError("No methods to run; name at least one of " + ", ".join(METHODS) + ".")
         self.methods = list(dict.fromkeys(methods))
-        for name in ("runs", "epochs", "max_samples", "snapshot_every", "grid_size"):
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0
+        ):
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}.")
+        from flowmix.batch_order import BATCH_ORDERS
+
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(
+                f"batch-order must be one of {', '.join(BATCH_ORDERS)}, got {self.batch_order!r}."
+            )
+        for name in ("runs", "epochs", "max_samples", "snapshot_every", "grid_size", "shuffle_buffer"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
@@ -259,11 +280,15 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
             params["n_epochs"] = spec.epochs
         params["n_init"] = spec.n_runs
         params["hidden_units"] = [int(h) for h in params["hidden_units"]]
+        if spec.batch_order != "shared":
+            params["batch_order"] = spec.batch_order
+        if spec.shuffle_buffer is not None:
+            params["shuffle_buffer"] = spec.shuffle_buffer
         config.update(
             preset=ds.preset,
             params=dict(sorted(params.items())),
             runs=spec.n_runs,
-            random_state=FLOWS_RANDOM_STATE,
+            random_state=FLOWS_RANDOM_STATE if spec.seed is None else spec.seed,
         )
     elif method in ("kmeans", "gmm"):
         config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT

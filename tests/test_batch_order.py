@@ -1,0 +1,103 @@
+"""flowmix.batch_order: shuffle-buffer orders, per-restart orders, and the estimator options using them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_moons
+
+from flowmix import FlowMixture, training
+from flowmix import batch_order as bo
+
+MLE = {"flow": "maf", "algorithm": "mle", "init": "unit", "batch_size": 64, "random_state": 0}
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("buffer_size", [1, 7, 64, 1000])
+def test_a_shuffle_buffer_emits_every_point_once_and_none_before_it_is_read(buffer_size):
+    n = 1000
+    order = bo.epoch_order(n, _generator(), buffer_size).numpy()
+    assert sorted(order.tolist()) == list(range(n))
+    # Output position i can only hold a point already read into the buffer: index <= i + size - 1.
+    assert np.all(order <= np.arange(n) + buffer_size - 1)
+
+
+def test_a_small_buffer_keeps_points_near_their_stored_place_and_a_full_one_does_not():
+    n = 4000
+    near = bo.epoch_order(n, _generator(), 16).numpy()
+    full = bo.epoch_order(n, _generator(), None).numpy()
+    # Points leave a 16-slot buffer after about 16 steps on average, so they are emitted near
+    # where they were read; a permutation scatters them over the whole epoch.
+    assert np.median(np.abs(near - np.arange(n))) < 40
+    assert np.median(np.abs(full - np.arange(n))) > n / 8
+
+
+def test_no_buffer_or_one_larger_than_the_data_is_torch_randperm():
+    expected = torch.randperm(50, generator=_generator(3))
+    assert torch.equal(bo.epoch_order(50, _generator(3)), expected)
+    assert torch.equal(bo.epoch_order(50, _generator(3), buffer_size=50), expected)
+
+
+def test_per_restart_orders_are_independent_and_do_not_depend_on_the_other_restarts():
+    orders = bo.per_restart_orders(200, 3, _generator(1))
+    assert orders.shape == (3, 200)
+    assert not torch.equal(orders[0], orders[1])
+    # A process training restarts 1 and 2 only draws their orders of the whole fit.
+    tail = bo.per_restart_orders(200, 2, _generator(1), first_restart=1)
+    assert torch.equal(tail, orders[1:])
+
+
+def test_per_restart_batch_gives_each_restarts_flows_its_own_points():
+    columns = torch.arange(12.0).reshape(2, 6)  # D=2, N=6
+    index = torch.tensor([[0, 1], [4, 5]])  # R=2, n=2
+    batch = bo.per_restart_batch(columns, index, n_components=3)
+    assert batch.shape == (6, 2, 2)
+    for flow in range(6):
+        torch.testing.assert_close(batch[flow], columns[:, index[flow // 3]])
+
+
+def test_per_restart_steps_equal_shared_steps_when_the_orders_agree(monkeypatch):
+    """The per-restart path (each restart's flows fed their own batch) computes the shared path's fit."""
+    X, _ = make_moons(300, noise=0.05, random_state=0)
+    settings = {**MLE, "n_init": 3, "n_epochs": 4}
+    shared = FlowMixture(2, **settings).fit(X)
+
+    calls = []
+
+    def the_shared_order(n_samples, n_restarts, generator, buffer_size=None, first_restart=0):
+        calls.append(n_restarts)
+        return bo.epoch_order(n_samples, generator, buffer_size).expand(n_restarts, n_samples)
+
+    monkeypatch.setattr(training, "per_restart_orders", the_shared_order)
+    per_restart = FlowMixture(2, batch_order="per-restart", **settings).fit(X)
+    assert calls == [3] * 4  # one draw per epoch, for the three restarts
+    np.testing.assert_allclose(per_restart.losses_, shared.losses_, rtol=1e-5)
+
+
+def test_per_restart_orders_change_the_fit_and_stay_deterministic():
+    X, _ = make_moons(300, noise=0.05, random_state=0)
+    settings = {**MLE, "n_init": 2, "n_epochs": 3}
+    shared = FlowMixture(2, **settings).fit(X)
+    first = FlowMixture(2, batch_order="per-restart", shuffle_buffer=32, **settings).fit(X)
+    second = FlowMixture(2, batch_order="per-restart", shuffle_buffer=32, **settings).fit(X)
+    np.testing.assert_array_equal(first.losses_, second.losses_)
+    assert not np.allclose(first.losses_[:, 1:], shared.losses_[:, 1:])
+    assert np.isfinite(first.losses_).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"batch_order": "random"}, "batch_order must be one of"),
+        ({"batch_order": "per-restart", "algorithm": "hard-em"}, "built for algorithm='mle'"),
+        ({"shuffle_buffer": 0}, "shuffle_buffer must be a positive integer"),
+        ({"shuffle_buffer": 2.5}, "shuffle_buffer must be a positive integer"),
+    ],
+)
+def test_bad_batch_order_settings_say_what_to_use(params, message):
+    with pytest.raises(ValueError, match=message):
+        FlowMixture(2, n_epochs=1, **params).fit(np.random.default_rng(0).normal(size=(20, 2)))
