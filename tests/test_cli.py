@@ -21,6 +21,7 @@ import flowmix
 from flowmix import FlowMixture
 from flowmix.cli import main
 from flowmix.datasets import files as dsfiles
+from flowmix.experiments import comparison
 from flowmix.experiments import runner as exp_runner
 from flowmix.experiments.configs import QuickSettings
 from flowmix.experiments.records import RECORDS_FILE, read_records
@@ -80,12 +81,21 @@ def test_demo_quick(tmp_path, monkeypatch):
     # `make demo` runs the same code with the paper's settings; shrink the quick ones further here.
     tiny = QuickSettings(runs=2, toy_epochs=4, snapshot_every=2)
     monkeypatch.setattr(exp_runner, "QUICK", tiny)
+    monkeypatch.setattr(comparison, "_QUICK_EPOCHS", {"n_epochs": 2, "pretrain_epochs": 1})
     result = invoke("demo", "--quick", "--no-progress", "--out", tmp_path / "demo")
     assert result.exit_code == 0, result.output
     records = read_records(tmp_path / "demo")
-    assert sorted({r["dataset"] for r in records}) == ["circles", "moons", "pinwheel", "smile", "two_bananas"]
+    names = ["circles", "moons", "pinwheel", "smile", "two_bananas"]
+    assert sorted({r["dataset"] for r in records}) == names
     assert len(records) == 10
     assert (tmp_path / "demo" / "figures" / "figure1_toy.pdf").is_file()
+    # The second half: flowmix's default beside the baselines, in the same report.
+    rows = comparison.read_comparison(tmp_path / "demo")["rows"]
+    assert sorted(r["dataset"] for r in rows) == names
+    assert (tmp_path / "demo" / "figures" / "comparison_toy.png").is_file()
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert "## Toy 2-D sets" in md and "## flowmix's default recipe beside" in md
+    assert "QUICK SMOKE SETTINGS" in md
     assert (tmp_path / "demo" / "report.html").is_file()
 
 

@@ -188,6 +188,7 @@ def gather_result(result: TrainResult, n_epochs: int, world_size: int) -> TrainR
 
     n_run = int(gather_rows(np.array([result.n_epochs_run]), world_size).max())
     validation = epochs_padded(result.validation_losses)
+    batch_mean = epochs_padded(result.batch_mean_losses)
     return TrainResult(
         losses=epochs_padded(result.losses)[:, :n_run],
         stopped_epoch=rows(result.stopped_epoch),
@@ -195,4 +196,5 @@ def gather_result(result: TrainResult, n_epochs: int, world_size: int) -> TrainR
         validation_losses=None if validation is None else validation[:, :n_run],
         best_epoch=rows(result.best_epoch),
         epochs_trained=rows(result.epochs_trained),
+        batch_mean_losses=None if batch_mean is None else batch_mean[:, :n_run],
     )

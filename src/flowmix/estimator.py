@@ -224,6 +224,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Mean training loss per epoch of the kept restart.
     losses_ : ndarray of shape (n_init, n_epochs_run)
         The same for every restart; NaN after a restart stopped on a non-finite loss.
+    batch_mean_losses_ : ndarray of shape (n_init, n_epochs_run) or None
+        ``losses_`` with each epoch's batches weighted equally instead of by their size: the
+        epoch loss of the paper's reference code, whose lowest final value picked its run (it
+        differs when the last batch is smaller). None for a model loaded from a file.
     best_restart_ : int
     n_iter_ : int
         Epochs the kept restart ran.
@@ -574,6 +578,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """Store the kept restart's density (R = 1) and the attributes derived from it."""
         self.density_ = density
         self.losses_ = result.losses
+        self.batch_mean_losses_ = result.batch_mean_losses
         self.best_restart_ = best
         self.n_iter_ = result.n_epochs_run
         self.best_epoch_ = self.validation_loss_curve_ = None

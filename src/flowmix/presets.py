@@ -16,8 +16,9 @@ preset              hidden  epochs  batch   used for
 ``paper-pca``       1024    10      1000    any 100-dimensional PCA variant
 ==================  ======  ======  ======  ==========================================
 
-The reference shuffles through a 1024-element buffer for the image sets; flowmix always draws a
-full random permutation each epoch.
+The reference ran each restart in its own process (its own mini-batch order) and shuffled the
+image sets through a 1024-element buffer; flowmix's restarts share one full random permutation
+per epoch unless ``batch_order="per-restart"`` and ``shuffle_buffer=1024`` are passed as overrides.
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ class TrainResult:
         With early stopping: the epoch whose parameters each restart kept (-1: none improved).
     epochs_trained : ndarray of shape (R,) or None
         With early stopping: epochs each restart trained before it stopped.
+    batch_mean_losses : ndarray of shape (R, E) or None
+        The epoch losses as the unweighted mean of the epoch's batch losses (the paper's reference
+        code's epoch loss; ``losses`` weights each batch by its size).
     """
 
     losses: np.ndarray
@@ -57,6 +60,7 @@ class TrainResult:
     validation_losses: np.ndarray | None = None
     best_epoch: np.ndarray | None = None
     epochs_trained: np.ndarray | None = None
+    batch_mean_losses: np.ndarray | None = None
 
 
 @dataclass
@@ -283,6 +287,7 @@ class _LoopState:
     """The mini-batch loop's bookkeeping: what a checkpoint must hold besides the model and Adam."""
 
     epoch_losses: Tensor  # (E, R) on the device, filled epoch by epoch
+    batch_mean_losses: Tensor  # (E, R) the same, each batch weighted equally
     alive: Tensor  # (R,) bool on the device: restarts whose loss stayed finite (as of the last sync)
     losses: np.ndarray  # (R, E) host copy, filled at each sync
     stopped: np.ndarray  # (R,) first non-finite epoch, -1 if none
@@ -295,6 +300,7 @@ class _LoopState:
     def fresh(cls, n_epochs: int, n_restarts: int, device: torch.device) -> _LoopState:
         return cls(
             epoch_losses=torch.full((n_epochs, n_restarts), float("nan"), device=device),
+            batch_mean_losses=torch.full((n_epochs, n_restarts), float("nan"), device=device),
             alive=torch.ones(n_restarts, dtype=torch.bool, device=device),
             losses=np.full((n_restarts, n_epochs), np.nan),
             stopped=np.full(n_restarts, -1),
@@ -303,6 +309,7 @@ class _LoopState:
     def tensors(self) -> dict[str, Tensor]:
         return {
             "loop.epoch_losses": self.epoch_losses,
+            "loop.batch_mean_losses": self.batch_mean_losses,
             "loop.alive": self.alive,
             "loop.losses": torch.from_numpy(self.losses),
             "loop.stopped": torch.from_numpy(self.stopped.astype(np.int64)),
@@ -318,6 +325,10 @@ class _LoopState:
 
     def restore(self, tensors: dict[str, Tensor], meta: dict[str, Any], device: torch.device) -> None:
         self.epoch_losses = tensors["loop.epoch_losses"].to(device)
+        # Checkpoints written before the batch-mean losses were kept resume without them.
+        self.batch_mean_losses = tensors.get(
+            "loop.batch_mean_losses", torch.full_like(self.epoch_losses, float("nan"))
+        ).to(device)
         self.alive = tensors["loop.alive"].to(device)
         self.losses = tensors["loop.losses"].numpy().copy()
         self.stopped = tensors["loop.stopped"].numpy().copy()
@@ -516,6 +527,8 @@ def minimise(
             order = epoch_order(n_samples, generator, config.shuffle_buffer).to(device)
         mask = loop.alive if stopper is None else loop.alive & stopper.training(device)
         total = torch.zeros(model.n_restarts, device=device)
+        batch_total = torch.zeros(model.n_restarts, device=device)
+        n_batches = 0
         for start in range(0, n_samples, batch_size):
             index = order[..., start : start + batch_size] if reorder else slice(start, start + batch_size)
             if comm is None:
@@ -532,10 +545,14 @@ def minimise(
             summed.backward()
             optimizer.step()
             total += loss.detach() * n_batch
+            batch_total += loss.detach() * (n_batch / min(batch_size, n_samples - start))
+            n_batches += 1
             loop.steps_since_sync += 1
         if comm is not None:
             comm.sum(total)
+            comm.sum(batch_total)  # the ranks' shares of each global batch mean
         loop.epoch_losses[epoch] = total / n_samples
+        loop.batch_mean_losses[epoch] = batch_total / n_batches
         loop.epochs_run = epoch + 1
         if callback is not None and (loop.epochs_run % callback_every == 0 or loop.epochs_run == n_epochs):
             callback(loop.epochs_run, model)
@@ -608,11 +625,19 @@ def _result(loop: _LoopState, stopper: _EarlyStopping | None, model: MixtureOfFl
     stopped[broken] = max(epochs_run - 1, 0)
     for r in np.flatnonzero(stopped >= 0):
         losses[r, stopped[r] :] = np.nan
-    result = TrainResult(losses=losses[:, :epochs_run], stopped_epoch=stopped, n_epochs_run=epochs_run)
+    batch_mean = loop.batch_mean_losses[:epochs_run].T.cpu().numpy().astype(np.float64)
+    batch_mean[~np.isfinite(losses[:, :epochs_run])] = np.nan  # stopped restarts, as in losses
+    result = TrainResult(
+        losses=losses[:, :epochs_run],
+        stopped_epoch=stopped,
+        n_epochs_run=epochs_run,
+        batch_mean_losses=batch_mean,
+    )
     if stopper is not None:
         trained = np.where(stopper.finished >= 0, stopper.finished, epochs_run)
         for r in range(len(trained)):
             result.losses[r, trained[r] :] = np.nan
+            result.batch_mean_losses[r, trained[r] :] = np.nan
         result.validation_losses = stopper.scores[:, :epochs_run].copy()
         result.best_epoch = stopper.best_epoch.copy()
         result.epochs_trained = trained

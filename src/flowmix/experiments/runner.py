@@ -652,6 +652,15 @@ def _restart_labels(density: Any, data: Any) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - started
 
 
+def _batch_mean_final(model: Any, restart: int) -> float | None:
+    """The last epoch's unweighted mean of the batch losses of one restart, if the fit kept it."""
+    losses = getattr(model, "batch_mean_losses_", None)
+    if losses is None:
+        return None
+    finite = losses[restart][np.isfinite(losses[restart])]
+    return float(finite[-1]) if finite.size else None
+
+
 def _run_flows(
     ds: DatasetConfig,
     X: np.ndarray,
@@ -763,6 +772,8 @@ def _run_flows(
             "restart": r,
             "is_best_restart": r == best,
             "objective": None if diverged else float(final),
+            # The reference code's epoch loss (batches weighted equally), for benchmarks/fidelity_draws.py.
+            "objective_batch_mean": None if diverged else _batch_mean_final(model, r),
             "diverged": diverged,
             "n_epochs_run": int(model.n_iter_),
             "labels_source": source,

@@ -39,6 +39,7 @@ __all__ = [
     "density_animation",
     "density_panels",
     "grid_2d",
+    "method_comparison_figure",
     "toy_figure",
     "toy_figure_row",
 ]
@@ -403,6 +404,51 @@ def toy_figure(
     axes = fig.subplots(len(rows), 4, squeeze=False)
     for i, panel in enumerate(rows):
         toy_figure_row(axes[i], panel, titles=(i == 0))
+    _save(fig, path, dpi)
+    return fig
+
+
+def method_comparison_figure(
+    rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    path: PathLike | Sequence[PathLike] | None = None,
+    *,
+    panel_size: float = 2.2,
+    dpi: int = 120,
+) -> Figure:
+    """Clusters of several methods side by side, one row per 2-D data set, and one density.
+
+    Parameters
+    ----------
+    rows : sequence of (name, X, labels, (xx, yy, log_density))
+        ``labels`` maps each method's column title to its cluster labels of ``X`` (N,); the last
+        column draws ``log_density`` on the grid ``xx``, ``yy`` (the density of the method that
+        has one).
+    path : path or sequence of paths, optional
+        Where to save; the format follows each suffix.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("method_comparison_figure needs at least one row")
+    _as_paths(path, _STATIC_SUFFIXES)
+    methods = list(rows[0][2])
+    n_cols = len(methods) + 1
+    fig = _new_figure((n_cols * panel_size, len(rows) * panel_size))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for i, (name, X, labels, (xx, yy, log_density)) in enumerate(rows):
+        X = _points_2d(X)
+        for j, method in enumerate(methods):
+            codes, m = _codes(np.asarray(labels[method]))
+            axes[i, j].scatter(
+                X[:, 0], X[:, 1], s=2.5, c=codes, cmap=_qualitative(m), norm=BoundaryNorm(np.arange(m + 1) - 0.5, m),
+                linewidths=0,
+            )  # fmt: skip
+            _frame(axes[i, j], xx, yy)
+            if i == 0:
+                axes[i, j].set_title(method, fontsize=9)
+        _draw_density(axes[i, -1], xx, yy, _on_grid(log_density, xx, "log_density"))
+        if i == 0:
+            axes[i, -1].set_title("density", fontsize=9)
+        axes[i, 0].set_ylabel(name)
     _save(fig, path, dpi)
     return fig
 
