@@ -26,7 +26,9 @@ from flowmix.experiments.configs import (
     get_dataset_config,
 )
 from flowmix.experiments.records import RECORDS_FILE, config_hash, read_records, select_best
+from flowmix.experiments.report import write_report
 from flowmix.experiments.runner import GridSpec, run_grid, unit_config
+from flowmix.experiments.tables import current_groups, table1_rows
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -254,6 +256,30 @@ def test_image_rows_with_injected_loader(tmp_path):
     assert flows[0]["config"]["params"]["hidden_units"] == [128]
     assert all(np.asarray(r["contingency"]["counts"]).sum() == 150 for r in records)
     assert not (tmp_path / "t1" / "models").exists()  # image models are saved only on request
+
+
+def test_flowmix_default_runs_beside_the_paper_methods_on_a_learned_feature_row(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 0.3, (60, 5)) for c in range(5)]).astype(np.float32)
+    y = np.repeat(np.arange(5), 60)
+    spec = GridSpec(
+        datasets=["mnist5_umap5"], methods=["kmeans", "recipe"], runs=2, quick=True, recipe_epochs=3
+    )
+    summary = run_grid(spec, tmp_path / "t1", progress=False, loader=lambda name: SimpleNamespace(X=X, y=y))
+    assert summary.new_records == 4
+    recipe = [r for r in read_records(tmp_path / "t1") if r["method"] == "recipe"]
+    assert [r["seed"] for r in recipe] == [0, 1]
+    assert recipe[0]["config"]["params"] == {"n_epochs": 3, "pretrain_epochs": 5}
+    assert all(r["objective"] is not None and r["objective"] >= 0 for r in recipe)  # a normalised cut
+    assert select_best(recipe)["objective"] == min(r["objective"] for r in recipe)
+    # Well-separated blobs: the recipe finds them even with 3 epochs.
+    assert select_best(recipe)["metrics"]["ari"] > 0.9
+    rows = [r for r in table1_rows(current_groups(read_records(tmp_path / "t1"))) if r["metric"] == "ari"]
+    ours = {r["method"]: r["ours"] for r in rows}
+    assert ours["recipe"] == select_best(recipe)["metrics"]["ari"] and ours["flows"] is None
+    assert all(r["paper"] is None for r in rows)  # the paper has no learned-feature rows
+    md = (write_report(tmp_path / "t1").markdown).read_text()
+    assert "MNIST5_UMAP5" in md and "flowmix default: ours" in md
 
 
 def test_missing_image_data_is_skipped_unless_named(tmp_path):

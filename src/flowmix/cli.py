@@ -239,6 +239,8 @@ def _run_reproduce(
     seed: int | None = None,
     batch_order: str = "shared",
     shuffle_buffer: int | None = None,
+    recipe_epochs: int | None = None,
+    recipe_pretrain_epochs: int | None = None,
 ) -> None:
     from flowmix.experiments.configs import get_dataset_config
     from flowmix.experiments.runner import GridSpec, check_device, run_grid
@@ -271,8 +273,10 @@ def _run_reproduce(
         seed=seed,
         batch_order=batch_order,
         shuffle_buffer=shuffle_buffer,
+        recipe_epochs=recipe_epochs,
+        recipe_pretrain_epochs=recipe_pretrain_epochs,
     )
-    if "flows" in spec.methods or baselines_on_device:
+    if {"flows", "recipe"} & set(spec.methods) or baselines_on_device:
         check_device(device)
     mode = "QUICK smoke-run settings" if quick else "the paper's protocol"
     _echo_err(
@@ -366,17 +370,30 @@ def reproduce_toy(snapshot_every: int | None, **kwargs: Any) -> None:
 @click.option("--shuffle-buffer", type=int, default=None,
               help="Shuffle through a buffer of this many points (the reference code's 1024) instead of a full "
               "permutation each epoch.")  # fmt: skip
+@click.option(
+    "--recipe-epochs",
+    type=int,
+    default=None,
+    help="n_epochs of the flowmix-default method (--methods recipe). [default: 200; quick: 5]",
+)
+@click.option("--recipe-pretrain-epochs", type=int, default=None,
+              help="pretrain_epochs of the flowmix-default method. [default: 100; quick: 5]")  # fmt: skip
 def reproduce_table1(**kwargs: Any) -> None:
     """Table 1: the mixture of flows, random labels, k-means and EM/GMM on the image sets.
+
+    --methods recipe adds flowmix's default recipe (run i: FlowMixture(k, random_state=i), kept by
+    its own selection score); --datasets also takes the learned-feature rows (mnist_umap10,
+    mnist5_umap5, fmnist_umap10, cifar10_umap10, mnist_n2d10, mnist5_n2d5, fmnist_n2d10).
 
     Rows whose data files are missing are skipped with a message, unless named with --datasets.
     A results folder's tables show each row's most recent configuration: give each --seed,
     --batch-order or --shuffle-buffer draw its own --out to compare them.
     """
-    from flowmix.experiments.configs import TABLE1_DATASETS
+    from flowmix.experiments.configs import FEATURE_DATASETS, TABLE1_DATASETS
 
     names = [d.name for d in TABLE1_DATASETS]
-    _run_reproduce(experiment="table1", allowed=names, default_datasets=names, **kwargs)
+    allowed = names + [d.name for d in FEATURE_DATASETS]
+    _run_reproduce(experiment="table1", allowed=allowed, default_datasets=names, **kwargs)
 
 
 @reproduce.command("contingency")

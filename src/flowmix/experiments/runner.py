@@ -49,6 +49,7 @@ from flowmix._io import atomic_write, atomic_write_text
 from flowmix._memory import reuse_freed_memory
 from flowmix.experiments.configs import (
     METHODS,
+    PAPER_METHODS,
     QUICK,
     TOY_DATASETS,
     DatasetConfig,
@@ -94,7 +95,10 @@ OBJECTIVE_NAMES = {
     "kmeans": "k-means inertia",
     "gmm": "negative mean log-likelihood per sample",
     "random": None,
+    "recipe": "selection score of the kept restart (the recipe's rule: normalised graph cut)",
 }
+# A quick run's flowmix default: a handful of epochs (recorded in the configuration).
+QUICK_RECIPE_EPOCHS = (5, 5)
 
 Loader = Callable[[str], Any]
 Echo = Callable[[str], None]
@@ -109,7 +113,8 @@ class GridSpec:
     datasets : sequence of str
         Names from :data:`flowmix.experiments.configs.DATASETS`.
     methods : sequence of str
-        Any of ``"flows"``, ``"random"``, ``"kmeans"``, ``"gmm"``.
+        Any of ``"flows"``, ``"random"``, ``"kmeans"``, ``"gmm"`` (the paper's, the default) and
+        ``"recipe"`` (flowmix's default ``FlowMixture(k, random_state=run)``).
     runs : int, optional
         Runs per method (baselines: seeds ``0..runs-1``; flows: the restarts of one seeded fit);
         default 10, or 2 in quick mode.
@@ -145,6 +150,9 @@ class GridSpec:
     seed : int, optional
         ``random_state`` of the mixture-of-flows fit: another seed is another protocol draw of
         its 10 restarts (default 0). The baselines keep seeds ``0..runs-1``.
+    recipe_epochs, recipe_pretrain_epochs : int, optional
+        ``n_epochs`` and ``pretrain_epochs`` of the ``"recipe"`` method (default: the recipe's 200
+        and 100; quick: 5 and 5). Recorded in its configuration.
     batch_order, shuffle_buffer : optional
         The paper preset's :class:`~flowmix.FlowMixture` options of these names (the reference
         code's per-restart mini-batch orders and 1024-point shuffle buffer); recorded in the
@@ -153,7 +161,7 @@ class GridSpec:
     """
 
     datasets: Sequence[str]
-    methods: Sequence[str] = METHODS
+    methods: Sequence[str] = PAPER_METHODS
     runs: int | None = None
     epochs: int | None = None
     device: str = "cpu"
@@ -169,6 +177,8 @@ class GridSpec:
     download: bool = True
     quick_settings: QuickSettings = field(default_factory=lambda: QUICK)
     seed: int | None = None
+    recipe_epochs: int | None = None
+    recipe_pretrain_epochs: int | None = None
     batch_order: str = "shared"
     shuffle_buffer: int | None = None
 
@@ -193,7 +203,16 @@ class GridSpec:
             raise ValueError(
                 f"batch-order must be one of {', '.join(BATCH_ORDERS)}, got {self.batch_order!r}."
             )
-        for name in ("runs", "epochs", "max_samples", "snapshot_every", "grid_size", "shuffle_buffer"):
+        names = (
+            "runs",
+            "epochs",
+            "max_samples",
+            "snapshot_every",
+            "grid_size",
+            "shuffle_buffer",
+            "recipe_epochs",
+        )
+        for name in (*names, "recipe_pretrain_epochs"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
@@ -290,6 +309,19 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
             runs=spec.n_runs,
             random_state=FLOWS_RANDOM_STATE if spec.seed is None else spec.seed,
         )
+    elif method == "recipe":
+        from flowmix import FlowMixture
+
+        defaults = FlowMixture().get_params()
+        epochs, pretrain = (
+            QUICK_RECIPE_EPOCHS if quick else (defaults["n_epochs"], defaults["pretrain_epochs"])
+        )
+        config["params"] = {
+            "n_epochs": spec.recipe_epochs or epochs,
+            "pretrain_epochs": spec.recipe_pretrain_epochs
+            if spec.recipe_pretrain_epochs is not None
+            else pretrain,
+        }
     elif method in ("kmeans", "gmm"):
         config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT
         if spec.baselines_on_device:
@@ -402,7 +434,7 @@ def run_grid(
     say = echo or (lambda msg: logger.info("%s", msg))
     summary = GridSummary(out_dir=out)
     runs = spec.n_runs
-    if "flows" in spec.methods:
+    if {"flows", "recipe"} & set(spec.methods):
         check_device(spec.device)
 
     done = {record_key(r) for r in read_records(out)}
@@ -547,8 +579,11 @@ def _run_unit(
         shutil.rmtree(_checkpoint_dir(out, ds, digest), ignore_errors=True)  # its records are safe now
     else:
         for run in todo:
-            device = spec.device if config.get("implementation") == "torch" else None
-            record = _run_baseline(method, X, y, ds.k, run, config, common, device)
+            if method == "recipe":
+                record = _run_recipe(X, y, ds.k, run, config, common, spec.device)
+            else:
+                device = spec.device if config.get("implementation") == "torch" else None
+                record = _run_baseline(method, X, y, ds.k, run, config, common, device)
             append_records(out, [record])
             new_records += 1
     return new_records
@@ -589,6 +624,35 @@ def _device_fields(device: str) -> dict[str, str]:
     if torch_device.type == "cuda":
         return {"device": str(device), "device_name": torch.cuda.get_device_name(torch_device)}
     return {"device": str(device), "device_name": _cpu_name()}
+
+
+def _run_recipe(
+    X: np.ndarray, y: np.ndarray, k: int, run: int, config: dict[str, Any], common: dict, device: str
+) -> dict[str, Any]:
+    """One run of flowmix's default recipe: ``FlowMixture(k, random_state=run)``, scored by its own selection."""
+    from flowmix import FlowMixture
+
+    model = FlowMixture(k, random_state=run, device=device, **config["params"])
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X)
+    seconds = time.perf_counter() - started
+    score = float(model.selection_scores_[model.best_restart_])
+    return {
+        **common,
+        "run": run,
+        "seed": run,
+        "objective": score if math.isfinite(score) else None,
+        "diverged": False,
+        **_label_summary(y, np.asarray(model.labels_, dtype=np.int64), k),
+        "seconds": seconds,
+        "fit_seconds": seconds,
+        **_device_fields(device),
+        "empty_components": len(model.empty_components_),
+        "warnings": sorted({str(w.message).splitlines()[0] for w in caught}),
+        "finished_at": _now(),
+    }
 
 
 def _run_baseline(

@@ -27,6 +27,7 @@ import numpy as np
 
 from flowmix.experiments.configs import (
     DATASETS,
+    FEATURE_DATASETS,
     METHODS,
     METRICS,
     PAPER_CONTINGENCY,
@@ -119,7 +120,7 @@ def table1_rows(groups: Groups) -> list[dict[str, Any]]:
     ``ours`` None.
     """
     rows = []
-    for ds in TABLE1_DATASETS:
+    for ds in TABLE1_DATASETS + FEATURE_DATASETS:
         if not any((ds.name, m) in groups for m in METHODS):
             continue
         for metric in METRICS:
