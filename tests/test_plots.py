@@ -275,3 +275,19 @@ def test_contingency_heatmap_label_mismatch():
         contingency_heatmap(np.eye(2, 3), ["a", "b"], [0, 1])
     with pytest.raises(ValueError, match="2-D"):
         contingency_heatmap(np.ones(3), None, None)
+
+
+def test_method_comparison_figure_draws_one_row_per_set_and_checks_the_grid(tmp_path):
+    from flowmix.viz.plots import grid_2d, method_comparison_figure
+
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    xx, yy, points = grid_2d(X, n=10)
+    density = -np.sum(points.astype(np.float64) ** 2, axis=1).reshape(xx.shape)
+    labels = {"k-means": np.arange(50) % 2, "flowmix": np.arange(50) % 3}
+    fig = method_comparison_figure([("a", X, labels, (xx, yy, density))] * 2, tmp_path / "c.png")
+    assert (tmp_path / "c.png").is_file() and len(fig.axes) == 2 * 3
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["k-means", "flowmix", "density"]
+    with pytest.raises(ValueError, match="at least one row"):
+        method_comparison_figure([])
+    with pytest.raises(ValueError, match="grid's shape"):
+        method_comparison_figure([("a", X, labels, (xx, yy, density.ravel()))])

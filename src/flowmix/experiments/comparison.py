@@ -139,5 +139,7 @@ def compare_on_toy_sets(
         )
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    method_comparison_figure(figure_rows, figures / f"{COMPARISON_FIGURE_STEM}.png")
+    method_comparison_figure(
+        figure_rows, figures / f"{COMPARISON_FIGURE_STEM}.png", density_title="flowmix density"
+    )
     return rows

@@ -414,6 +414,7 @@ def method_comparison_figure(
     *,
     panel_size: float = 2.2,
     dpi: int = 120,
+    density_title: str = "density",
 ) -> Figure:
     """Clusters of several methods side by side, one row per 2-D data set, and one density.
 
@@ -425,6 +426,8 @@ def method_comparison_figure(
         has one).
     path : path or sequence of paths, optional
         Where to save; the format follows each suffix.
+    density_title : str, default "density"
+        Title of the density column.
     """
     rows = list(rows)
     if not rows:
@@ -447,7 +450,7 @@ def method_comparison_figure(
                 axes[i, j].set_title(method, fontsize=9)
         _draw_density(axes[i, -1], xx, yy, _on_grid(log_density, xx, "log_density"))
         if i == 0:
-            axes[i, -1].set_title("density", fontsize=9)
+            axes[i, -1].set_title(density_title, fontsize=9)
         axes[i, 0].set_ylabel(name)
     _save(fig, path, dpi)
     return fig
