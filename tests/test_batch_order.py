@@ -101,3 +101,22 @@ def test_per_restart_orders_change_the_fit_and_stay_deterministic():
 def test_bad_batch_order_settings_say_what_to_use(params, message):
     with pytest.raises(ValueError, match=message):
         FlowMixture(2, n_epochs=1, **params).fit(np.random.default_rng(0).normal(size=(20, 2)))
+
+
+def test_the_batch_mean_epoch_loss_weights_every_batch_equally():
+    X, _ = make_moons(300, noise=0.05, random_state=0)
+    settings = {**MLE, "n_init": 2, "n_epochs": 3}
+    whole = FlowMixture(2, **settings).fit(X[:256])  # four batches of 64: both means agree
+    np.testing.assert_allclose(whole.batch_mean_losses_, whole.losses_, rtol=1e-5)
+    ragged = FlowMixture(2, **settings).fit(X)  # 4 x 64 + 44: the short batch counts as much as the others
+    assert ragged.batch_mean_losses_.shape == ragged.losses_.shape
+    assert not np.allclose(ragged.batch_mean_losses_, ragged.losses_, rtol=1e-7, atol=0)
+    np.testing.assert_allclose(ragged.batch_mean_losses_, ragged.losses_, rtol=0.2)
+
+
+def test_a_training_config_refuses_an_unknown_order_and_em_refuses_per_restart_batches():
+    with pytest.raises(ValueError, match="batch_order must be one of"):
+        training.TrainConfig(n_epochs=1, batch_size=8, batch_order="random")
+    objective = training._m_step_objective(lambda: torch.ones(2, 2, 10))
+    with pytest.raises(ValueError, match="batch_order='shared'"):
+        objective(None, torch.zeros(4, 1, 3), torch.zeros(2, 3, dtype=torch.int64))

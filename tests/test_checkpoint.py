@@ -27,6 +27,7 @@ class Interrupt(Exception):
 def fitted_state(model: FlowMixture) -> dict[str, np.ndarray]:
     state = {f"density.{k}": v.numpy() for k, v in model.density_.state_dict().items()}
     state.update(losses=model.losses_, labels=model.labels_, scores=model.selection_scores_)
+    state["batch_mean_losses"] = model.batch_mean_losses_
     return state
 
 
@@ -77,6 +78,74 @@ def test_resume_from_the_nth_checkpoint_is_bit_identical(
     assert writes[-1] == ("pretrain" if crash_after_writes <= 2 else "train")
     resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=4, **SETTINGS).fit(X)
     assert_same_fit(fitted_state(resumed), uninterrupted)
+
+
+def test_per_restart_orders_through_a_shuffle_buffer_resume_bit_identically(tmp_path):
+    settings = {**SETTINGS, "algorithm": "mle", "init": "unit", "flow": "maf"}
+    orders = {"batch_order": "per-restart", "shuffle_buffer": 32}
+    expected = fitted_state(FlowMixture(2, **settings, **orders).fit(X))
+
+    def crash(epoch, density):
+        if epoch == 18:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings, **orders).fit(
+            X, callback=crash, callback_every=6
+        )
+    resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings, **orders).fit(X)
+    assert_same_fit(fitted_state(resumed), expected)
+
+
+def test_a_checkpoint_written_before_the_batch_mean_losses_existed_still_resumes(
+    tmp_path, monkeypatch, uninterrupted
+):
+    from flowmix import training
+
+    original = training._LoopState.tensors
+
+    def without_batch_means(self):
+        return {k: v for k, v in original(self).items() if k != "loop.batch_mean_losses"}
+
+    def crash(epoch, density):
+        if epoch == 18:
+            raise Interrupt
+
+    monkeypatch.setattr(training._LoopState, "tensors", without_batch_means)
+    with pytest.raises(Interrupt):
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **SETTINGS).fit(
+            X, callback=crash, callback_every=6
+        )
+    monkeypatch.setattr(training._LoopState, "tensors", original)
+    resumed = fitted_state(
+        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **SETTINGS).fit(X)
+    )
+    # The fit is the same; the batch means of the epochs before the checkpoint are unknown (NaN).
+    batch_means = resumed.pop("batch_mean_losses")
+    expected = dict(uninterrupted)
+    assert_same_fit(resumed, {k: v for k, v in expected.items() if k != "batch_mean_losses"})
+    assert np.isnan(batch_means[:, :15]).all()
+    np.testing.assert_array_equal(batch_means[:, 15:], expected["batch_mean_losses"][:, 15:])
+
+
+def test_options_added_later_leave_the_fingerprint_alone_at_their_defaults(tmp_path):
+    """At their defaults, batch_order and shuffle_buffer are not in the fingerprint, as before they existed."""
+    from flowmix import __version__, estimator
+    from flowmix.checkpoint import fingerprint
+
+    model = FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS)
+    data = np.asarray(X, dtype=np.float32)
+    before = {
+        k: v
+        for k, v in model.get_params().items()
+        if k not in estimator._NOT_FINGERPRINTED and k not in ("batch_order", "shuffle_buffer")
+    }
+    assert model._open_checkpoint(data, 0)[0].fingerprint == fingerprint(
+        {**before, "flowmix": __version__}, data
+    )
+    model.fit(X)
+    with pytest.raises(ValueError, match="other settings or other data"):
+        FlowMixture(2, checkpoint_dir=tmp_path, shuffle_buffer=64, **SETTINGS).fit(X)
 
 
 def test_a_finished_checkpoint_refits_to_the_same_model(tmp_path, uninterrupted):

@@ -37,7 +37,7 @@ model = FlowMixture(2, **settings).fit(X)
 rank = dist.get_rank() if mode != "single" else 0
 state = {"density." + k: v.numpy() for k, v in model.density_.state_dict().items()}
 np.savez(f"{out}.{rank}.npz", labels=model.labels_, losses=model.losses_, scores=model.selection_scores_,
-         best=model.best_restart_, **state)
+         best=model.best_restart_, batch_mean=model.batch_mean_losses_, **state)
 """
 
 
@@ -102,6 +102,7 @@ def test_data_parallel_equals_one_process_within_float_tolerance(tmp_path):
     for key in single:  # the ranks agree exactly: they took the same averaged steps
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
     np.testing.assert_allclose(first["losses"], single["losses"], rtol=1e-4)
+    np.testing.assert_allclose(first["batch_mean"], single["batch_mean"], rtol=1e-4)
     for key in single:
         if key.startswith("density."):
             np.testing.assert_allclose(first[key], single[key], atol=1e-4, err_msg=key)

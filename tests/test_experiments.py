@@ -269,7 +269,9 @@ def test_flowmix_default_runs_beside_the_paper_methods_on_a_learned_feature_row(
     assert summary.new_records == 4
     recipe = [r for r in read_records(tmp_path / "t1") if r["method"] == "recipe"]
     assert [r["seed"] for r in recipe] == [0, 1]
-    assert recipe[0]["config"]["params"] == {"n_epochs": 3, "pretrain_epochs": 5}
+    params = recipe[0]["config"]["params"]
+    assert (params["n_epochs"], params["pretrain_epochs"]) == (3, 5)
+    assert params["flow"] == "spline" and params["init"] == "auto"  # the whole recipe is recorded
     assert all(r["objective"] is not None and r["objective"] >= 0 for r in recipe)  # a normalised cut
     assert select_best(recipe)["objective"] == min(r["objective"] for r in recipe)
     # Well-separated blobs: the recipe finds them even with 3 epochs.
@@ -280,6 +282,23 @@ def test_flowmix_default_runs_beside_the_paper_methods_on_a_learned_feature_row(
     assert all(r["paper"] is None for r in rows)  # the paper has no learned-feature rows
     md = (write_report(tmp_path / "t1").markdown).read_text()
     assert "MNIST5_UMAP5" in md and "flowmix default: ours" in md
+
+
+def test_learned_feature_rows_load_the_features_of_their_image_set(tmp_path, monkeypatch):
+    import flowmix.datasets
+
+    calls = []
+
+    def fake_load(name, **options):
+        calls.append((name, options.get("features"), options.get("n_features")))
+        return SimpleNamespace(X=np.random.default_rng(0).normal(size=(60, 5)), y=np.arange(60) % 5)
+
+    monkeypatch.setattr(flowmix.datasets, "load_dataset", fake_load)
+    spec = GridSpec(datasets=["mnist5_n2d5"], methods=["kmeans"], runs=1, quick=True, explicit=True)
+    run_grid(spec, tmp_path, progress=False)
+    assert calls == [("mnist5", "n2d", 5)]
+    (record,) = read_records(tmp_path)
+    assert record["config"]["features"] == {"method": "n2d", "n_features": 5, "source": "mnist5", "seed": 1}
 
 
 def test_missing_image_data_is_skipped_unless_named(tmp_path):

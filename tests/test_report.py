@@ -80,7 +80,7 @@ def test_table1_rows_best_run_and_difference():
     gmm = index[("nmi", "gmm")]
     assert gmm["ours"] is None and gmm["diff"] is None and gmm["paper"] == 0.3513
     assert {r["dataset"] for r in rows} == {"mnist5"}
-    assert len(rows) == 4 * 5  # metrics x methods: the paper's four and flowmix's default
+    assert len(rows) == 4 * 4
 
 
 def test_latest_configuration_is_reported():
@@ -124,7 +124,7 @@ def test_report_files_and_self_contained_html(tmp_path):
     assert "QUICK SMOKE RUN" in md and "QUICK SMOKE RUN" in page
     with files.table1_csv.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 20
+    assert len(rows) == 16
     row = next(r for r in rows if r["method"] == "flows" and r["metric"] == "purity")
     assert float(row["ours"]) == 0.55 and float(row["paper"]) == 0.5663
     assert float(row["diff"]) == pytest.approx(-0.0163) and row["quick"] == "True"

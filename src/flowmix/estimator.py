@@ -60,6 +60,11 @@ _NOT_FINGERPRINTED = frozenset(
 )
 
 
+# Parameters added after checkpoints existed: left out of the fingerprint at their defaults, so
+# that a checkpoint written before them (which ran with those defaults) still resumes.
+_ADDED_WITH_DEFAULTS = {"batch_order": "shared", "shuffle_buffer": None}
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """The torch device named by ``device``, or a ValueError that says what to use instead."""
     try:
@@ -165,12 +170,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ``"shared"``: one order per epoch for all restarts (they train together).
         ``"per-restart"``: an independent order for each restart, as when every restart runs as
         its own process (the paper's reference code); for ``algorithm="mle"`` only, and each
-        step then feeds every restart its own points (more memory: R times the batch).
+        step then copies every restart's points for each of its K flows (R x K batches in memory).
     shuffle_buffer : int or None, default=None
         None: each epoch's order is a uniform random permutation. An integer: the order of a
         shuffle buffer of that many points over the stored order, as TensorFlow's
         ``Dataset.shuffle(shuffle_buffer)`` in the paper's reference code (1024 for the image
-        sets); a point then moves at most about a buffer's length from its stored place.
+        sets): a point is never emitted more than ``shuffle_buffer - 1`` places before its
+        stored position, and on average about a buffer's length after it. Both options are
+        ignored with ``shuffle=False`` or full-batch training.
     device : str, default="cpu"
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     inference_dtype : {"float32", "float64"}, default="float32"
@@ -511,6 +518,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         from flowmix import __version__
 
         settings = {k: v for k, v in self.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
+        for name, default in _ADDED_WITH_DEFAULTS.items():
+            if settings[name] == default:  # so that checkpoints written before they existed still resume
+                del settings[name]
         if not isinstance(self.init, str):
             settings["init"] = fingerprint({}, np.asarray(self.init))
         settings["flowmix"] = __version__

@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from flowmix._memory import reuse_freed_memory
-from flowmix.batch_order import epoch_order, per_restart_batch, per_restart_orders
+from flowmix.batch_order import BATCH_ORDERS, epoch_order, per_restart_batch, per_restart_orders
 from flowmix.checkpoint import FitCheckpoint, Resumed
 from flowmix.density import MixtureOfFlows
 
@@ -100,6 +100,10 @@ class TrainConfig:
     # that every rank pads its per-flow batches to the width one process would use.
     group_max: Callable[[int], int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(f"batch_order must be one of {list(BATCH_ORDERS)}, got {self.batch_order!r}.")
+
 
 BatchObjective = Callable[[MixtureOfFlows, Tensor, Tensor | slice], Tensor]
 """(density, batch columns (D, n), the batch's indices into the data) -> (R,) losses to minimise."""
@@ -144,6 +148,10 @@ def _m_step_objective(
     """``-sum_k r_nk log flow_k(x_n)`` on a batch, averaged, per restart; r (R, K, N) read at each call."""
 
     def objective(density: MixtureOfFlows, batch: Tensor, index: Tensor | slice) -> Tensor:
+        if isinstance(index, Tensor) and index.ndim != 1:
+            raise ValueError(
+                "the EM and pretraining objectives need one batch order for all restarts (batch_order='shared')."
+            )
         weights = responsibilities()[:, :, index]
         n_restarts, n_components, n_batch = weights.shape
         flat = weights.reshape(n_restarts * n_components, n_batch)

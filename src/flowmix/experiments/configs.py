@@ -62,6 +62,11 @@ class DatasetConfig:
         :mod:`flowmix.presets` preset of the mixture of flows.
     kind : str
         ``"toy"`` or ``"image"``.
+    features : str, optional
+        Learned features of the image set ``source`` (:func:`flowmix.datasets.load_dataset`'s
+        ``features``, with ``n_features=k``) instead of its pixels.
+    source : str, optional
+        The image set whose features these are.
     """
 
     name: str
@@ -69,6 +74,8 @@ class DatasetConfig:
     k: int
     preset: str
     kind: str
+    features: str | None = None
+    source: str | None = None
 
     @property
     def is_toy(self) -> bool:
@@ -99,13 +106,13 @@ TABLE1_DATASETS: tuple[DatasetConfig, ...] = (
 #: Image sets on learned features (flowmix.datasets.features, k dimensions), run beside Table 1 when
 #: named with ``--datasets``; the paper has no values for them.
 FEATURE_DATASETS: tuple[DatasetConfig, ...] = (
-    DatasetConfig("mnist_umap10", "MNIST_UMAP10", 10, "paper-pca", "image"),
-    DatasetConfig("mnist5_umap5", "MNIST5_UMAP5", 5, "paper-pca", "image"),
-    DatasetConfig("fmnist_umap10", "F-MNIST_UMAP10", 10, "paper-pca", "image"),
-    DatasetConfig("cifar10_umap10", "CIFAR10_UMAP10", 10, "paper-pca", "image"),
-    DatasetConfig("mnist_n2d10", "MNIST_N2D10", 10, "paper-pca", "image"),
-    DatasetConfig("mnist5_n2d5", "MNIST5_N2D5", 5, "paper-pca", "image"),
-    DatasetConfig("fmnist_n2d10", "F-MNIST_N2D10", 10, "paper-pca", "image"),
+    DatasetConfig("mnist_umap10", "MNIST_UMAP10", 10, "paper-pca", "image", "umap", "mnist"),
+    DatasetConfig("mnist5_umap5", "MNIST5_UMAP5", 5, "paper-pca", "image", "umap", "mnist5"),
+    DatasetConfig("fmnist_umap10", "F-MNIST_UMAP10", 10, "paper-pca", "image", "umap", "fmnist"),
+    DatasetConfig("cifar10_umap10", "CIFAR10_UMAP10", 10, "paper-pca", "image", "umap", "cifar10"),
+    DatasetConfig("mnist_n2d10", "MNIST_N2D10", 10, "paper-pca", "image", "n2d", "mnist"),
+    DatasetConfig("mnist5_n2d5", "MNIST5_N2D5", 5, "paper-pca", "image", "n2d", "mnist5"),
+    DatasetConfig("fmnist_n2d10", "F-MNIST_N2D10", 10, "paper-pca", "image", "n2d", "fmnist"),
 )
 
 #: Every experiment data set by name.
@@ -128,6 +135,8 @@ METHOD_LABELS: dict[str, str] = {
 }
 #: Table 1's column order.
 TABLE1_METHOD_ORDER: tuple[str, ...] = ("random", "kmeans", "gmm", "flows", "recipe")
+#: The paper's Table 1 columns, as printed.
+PAPER_TABLE1_COLUMNS: tuple[str, ...] = ("random", "kmeans", "gmm", "flows")
 
 METRICS: tuple[str, ...] = ("purity", "ari", "nmi", "acc")
 METRIC_LABELS: dict[str, str] = {"purity": "purity", "ari": "ARI", "nmi": "NMI", "acc": "ACC"}
@@ -243,7 +252,7 @@ def _parse_table1(text: str) -> tuple[dict[tuple[str, str], dict[str, float]], d
     for line in text.strip().splitlines():
         metric, label, *cells = line.split()
         dataset = by_label[label]
-        for method, cell in zip(TABLE1_METHOD_ORDER[:4], cells, strict=True):  # the paper's four methods
+        for method, cell in zip(PAPER_TABLE1_COLUMNS, cells, strict=True):
             values.setdefault((dataset, method), {})[by_metric[metric]] = float(cell)
             printed[(dataset, method, by_metric[metric])] = cell
     return values, printed

@@ -402,25 +402,26 @@ def _table1_section(rows: list[dict[str, Any]]) -> list[_Block]:
         ),
     ]
     index = {(r["dataset"], r["metric"], r["method"]): r for r in rows}
+    methods = [m for m in TABLE1_METHOD_ORDER if any(r["method"] == m for r in rows)]
     datasets = [d for d in TABLE1_DATASETS + FEATURE_DATASETS if any(r["dataset"] == d.name for r in rows)]
     header = ["data set"]
-    for method in TABLE1_METHOD_ORDER:
+    for method in methods:
         label = METHOD_LABELS[method]
         header += [f"{label}: ours", f"{label}: paper", f"{label}: Δ"]
     for metric in METRICS:
         table = []
         for ds in datasets:
             line = [ds.label]
-            for method in TABLE1_METHOD_ORDER:
+            for method in methods:
                 r = index[(ds.name, metric, method)]
                 line += [_fmt(r["ours"]), r["paper_printed"] or _fmt(r["paper"]), _signed(r["diff"])]
             table.append(line)
-        ours_cols = [1 + 3 * i for i in range(len(TABLE1_METHOD_ORDER))]
+        ours_cols = [1 + 3 * i for i in range(len(methods))]
         blocks.append(_Block("h3", f"{METRIC_LABELS[metric]} ↑"))
         blocks.append(_Block("table", header=header, rows=table, bold=_bold_max(table, ours_cols)))
     spread = []
     for ds in datasets:
-        for method in TABLE1_METHOD_ORDER:
+        for method in methods:
             first = index[(ds.name, "purity", method)]
             if not first["runs"]:
                 continue

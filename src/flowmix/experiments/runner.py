@@ -99,6 +99,8 @@ OBJECTIVE_NAMES = {
 }
 # A quick run's flowmix default: a handful of epochs (recorded in the configuration).
 QUICK_RECIPE_EPOCHS = (5, 5)
+# FlowMixture parameters of the recipe that say where it runs, not what it computes.
+_RECIPE_NOT_RECORDED = frozenset({"n_components", "random_state", "device", "verbose", "checkpoint_dir"})
 
 Loader = Callable[[str], Any]
 Echo = Callable[[str], None]
@@ -286,6 +288,8 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
         "subsample_seed": None if ds.is_toy else SUBSAMPLE_SEED,
         "data_seed": TOY_DATA_SEED if ds.is_toy else None,
     }
+    if ds.features is not None:  # the features' settings (load_dataset's defaults, seed 1) are in the hash
+        config["features"] = {"method": ds.features, "n_features": ds.k, "source": ds.source, "seed": 1}
     if method == "flows":
         from flowmix.presets import preset_params
 
@@ -312,16 +316,13 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
     elif method == "recipe":
         from flowmix import FlowMixture
 
-        defaults = FlowMixture().get_params()
-        epochs, pretrain = (
-            QUICK_RECIPE_EPOCHS if quick else (defaults["n_epochs"], defaults["pretrain_epochs"])
-        )
-        config["params"] = {
-            "n_epochs": spec.recipe_epochs or epochs,
-            "pretrain_epochs": spec.recipe_pretrain_epochs
-            if spec.recipe_pretrain_epochs is not None
-            else pretrain,
-        }
+        # The recipe's every setting is in the configuration, so that a change of the default
+        # recipe is a new experiment rather than a resumed one.
+        recipe = {k: v for k, v in FlowMixture().get_params().items() if k not in _RECIPE_NOT_RECORDED}
+        epochs, pretrain = QUICK_RECIPE_EPOCHS if quick else (recipe["n_epochs"], recipe["pretrain_epochs"])
+        recipe["n_epochs"] = spec.recipe_epochs or epochs
+        recipe["pretrain_epochs"] = spec.recipe_pretrain_epochs or pretrain
+        config["params"] = jsonable(recipe)
     elif method in ("kmeans", "gmm"):
         config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT
         if spec.baselines_on_device:
@@ -383,7 +384,10 @@ def _load(ds: DatasetConfig, spec: GridSpec, loader: Loader | None) -> Any:
 
     if ds.is_toy:
         return load_dataset(ds.name)
-    return load_dataset(ds.name, data_dir=spec.data_dir, download=spec.download and spec.explicit)
+    where = {"data_dir": spec.data_dir, "download": spec.download and spec.explicit}
+    if ds.features is not None:
+        return load_dataset(ds.source, features=ds.features, n_features=ds.k, **where)
+    return load_dataset(ds.name, **where)
 
 
 def _subsample(X: np.ndarray, y: np.ndarray, max_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -632,7 +636,10 @@ def _run_recipe(
     """One run of flowmix's default recipe: ``FlowMixture(k, random_state=run)``, scored by its own selection."""
     from flowmix import FlowMixture
 
-    model = FlowMixture(k, random_state=run, device=device, **config["params"])
+    params = dict(config["params"])
+    if isinstance(params.get("hidden_units"), list):
+        params["hidden_units"] = tuple(params["hidden_units"])
+    model = FlowMixture(k, random_state=run, device=device, **params)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
