@@ -2,68 +2,72 @@
 
 from __future__ import annotations
 
-import ctypes
+import json
 import resource
+import subprocess
+import sys
 
 import pytest
-import torch
 
 from flowmix import _memory
 
+# Run in a fresh process: the test suite's own heap may already hold a free block large enough to
+# serve a 64 MiB tensor, which would then come from the heap even outside the context.
+_MEASURE = """
+import ctypes, json, resource
+import torch
+from flowmix import _memory
 
-def _minor_faults_of_fresh_tensor(n_floats: int = 16 * 2**20) -> int:
-    """Page faults taken by allocating and filling a 64 MiB tensor (freed before the count ends)."""
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+_memory._glibc.mallinfo2.restype = MallInfo2
+N = 16 * 2**20  # a 64 MiB tensor
+
+def mapped():  # bytes glibc serves with their own mmap while the tensor lives (hblkhd)
+    before = _memory._glibc.mallinfo2().hblkhd
+    t = torch.empty(N)
+    grown = _memory._glibc.mallinfo2().hblkhd - before
+    del t
+    return grown
+
+def faults():  # page faults of allocating and filling the tensor
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    t = torch.empty(n_floats)
+    t = torch.empty(N)
     t.fill_(1.0)
     del t
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
-            *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
-        )
-    ]
-
-
-def _mapped_bytes_of_fresh_tensor(n_floats: int = 16 * 2**20) -> int:
-    """Bytes glibc serves with their own mmap while a 64 MiB tensor is alive (mallinfo2's hblkhd)."""
-    mallinfo2 = _memory._glibc.mallinfo2
-    mallinfo2.restype = _MallInfo2
-    before = mallinfo2().hblkhd
-    t = torch.empty(n_floats)
-    mapped = mallinfo2().hblkhd - before
-    del t
-    return mapped
-
-
-def _resident_bytes() -> int:
+def resident():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
+
+out = {"outside": mapped()}
+with _memory.reuse_freed_memory():
+    out["inside"] = mapped()
+    out["faults"] = min(faults() for _ in range(8))
+    kept = resident()
+out["released"] = kept - resident()
+print(json.dumps(out))
+"""
 
 
 @pytest.mark.skipif(not _memory.enabled(), reason="needs glibc (and FLOWMIX_REUSE_MEMORY not 0)")
 def test_freed_blocks_are_reused_inside_and_released_after():
     if not hasattr(_memory._glibc, "mallinfo2"):
         pytest.skip("needs glibc 2.33 or later (mallinfo2)")
+    result = subprocess.run([sys.executable, "-c", _MEASURE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
     block = 16 * 2**20 * 4
-    # Outside, a large block is its own mapping; inside it comes from the heap. (Counted by glibc
-    # itself: page-fault counts depend on the kernel's transparent huge pages.)
-    assert _mapped_bytes_of_fresh_tensor() >= block
-    with _memory.reuse_freed_memory():
-        assert _mapped_bytes_of_fresh_tensor() == 0
-        # The heap may hold free blocks whose pages an earlier malloc_trim gave back; the first
-        # allocations fault them in, after which a freed block is reused without faults.
-        inside = min(_minor_faults_of_fresh_tensor() for _ in range(8))
-        kept = _resident_bytes()
-    released = kept - _resident_bytes()
-    assert inside < block // resource.getpagesize() // 100, inside
-    # On exit the freed block's pages go back to the system.
-    assert released > block // 2, (released, block)
+    # Counted by glibc itself (page-fault counts alone depend on the kernel's huge pages):
+    # outside, a large block is its own mapping; inside, it comes from the heap and a freed one is
+    # reused without faulting its pages in again; on exit its pages go back to the system.
+    assert measured["outside"] >= block, measured
+    assert measured["inside"] == 0, measured
+    assert measured["faults"] < block // resource.getpagesize() // 100, measured
+    assert measured["released"] > block // 2, measured
 
 
 def test_nesting_restores_defaults_only_when_the_last_exits(monkeypatch):
