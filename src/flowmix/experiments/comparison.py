@@ -3,7 +3,7 @@
 :func:`compare_on_toy_sets` clusters each toy set with ``FlowMixture(k, random_state=seed)`` and
 the three baselines, scores them against the true labels (which none of them sees), and writes
 ``comparison.json`` and ``figures/comparison_toy.png`` into the experiment directory, where
-:func:`flowmix.experiments.report.write_report` shows them beside the paper's protocol. The JSON
+the report (``flowmix report``) shows them beside the paper's protocol. The JSON
 is rewritten atomically after each data set (a stopped run leaves the sets it finished).
 """
 
