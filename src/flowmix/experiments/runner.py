@@ -723,13 +723,9 @@ def _restart_labels(density: Any, data: Any) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - started
 
 
-def _batch_mean_final(model: Any, restart: int) -> float | None:
-    """The last epoch's unweighted mean of the batch losses of one restart, if the fit kept it."""
-    losses = getattr(model, "batch_mean_losses_", None)
-    if losses is None:
-        return None
-    finite = losses[restart][np.isfinite(losses[restart])]
-    return float(finite[-1]) if finite.size else None
+def _batch_mean_final(model: Any, restart: int) -> float:
+    """The last epoch's unweighted mean of the batch losses of one restart (as ``objective``, its last epoch)."""
+    return float(model.batch_mean_losses_[restart, -1])
 
 
 def _run_flows(
