@@ -135,6 +135,8 @@ def test_default_recipe_separates_the_circles_and_predicts_new_points(circles):
     X, y = circles
     model = FlowMixture(2, random_state=0).fit(X)
     assert adjusted_rand_score(y, model.labels_) > 0.95
+    # Rings are far from Gaussian: the full-covariance fit's gain over a GMM sends it to diagonal bases.
+    assert model.gaussian_gain_ > selection.GAUSSIAN_GAIN and model.covariance_type_ == "diag"
     X_new, y_new = make_circles(200, noise=0.03, factor=0.5, random_state=1)
     assert adjusted_rand_score(y_new, model.predict(X_new)) > 0.95
     assert np.isfinite(model.score_samples(X_new)).all()
@@ -149,3 +151,63 @@ def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(ValueError, match="pass init= .a strategy name or the labels. to fit it again"):
         loaded.fit(X)
+
+
+QUICK = {"n_epochs": 4, "pretrain_epochs": 4, "n_init": 2, "random_state": 0}
+
+
+def test_automatic_bases_keep_the_gaussian_fit_on_blobs(blobs):
+    X, y = blobs
+    model = FlowMixture(3, **QUICK).fit(X)
+    assert model.covariance_type_ == "full" and model.base_covariances_ is not None
+    assert model.gaussian_gain_ <= selection.GAUSSIAN_GAIN
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+
+
+@pytest.mark.parametrize("threshold", [np.inf, -np.inf])
+def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, threshold):
+    X, _ = blobs
+    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", threshold)
+    automatic = FlowMixture(3, **QUICK).fit(X)
+    full = FlowMixture(3, **QUICK, covariance_type="full").fit(X)
+    diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="graph-cut").fit(X)
+    expected = full
+    if threshold < 0:  # both fitted; the lower graph cut of the two kept partitions wins, diag on a tie
+        cuts = selection.normalised_cuts(X, np.stack([diag.labels_, full.labels_]), 3)
+        expected = full if cuts[1] < cuts[0] else diag
+    assert automatic.covariance_type_ == expected.covariance_type_ and np.isfinite(automatic.gaussian_gain_)
+    np.testing.assert_array_equal(automatic.labels_, expected.labels_)
+    np.testing.assert_array_equal(automatic.losses_, expected.losses_)
+    np.testing.assert_array_equal(automatic.score_samples(X), expected.score_samples(X))
+    assert full.gaussian_gain_ is None  # measured by covariance_type="auto" only
+
+
+def test_automatic_bases_on_too_few_points_to_hold_out_fit_the_shapes_alone():
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    model = FlowMixture(2, **QUICK).fit(X)
+    assert model.gaussian_gain_ is None and model.covariance_type_ == "diag"
+    assert len(np.unique(model.labels_)) == 2
+
+
+def test_automatic_bases_checkpoint_each_stage_apart_and_resume(circles, tmp_path, monkeypatch):
+    X, _ = circles
+    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", -np.inf)  # both stages run
+    settings = {**QUICK, "checkpoint_dir": tmp_path / "fit"}
+    first = FlowMixture(2, **settings).fit(X)
+    assert first.covariance_type_ == "diag"
+    assert {p.name for p in (tmp_path / "fit").iterdir()} == {"full-covariance", "diag-covariance"}
+    again = FlowMixture(2, **settings).fit(X)  # both stages continue from their finished checkpoints
+    np.testing.assert_array_equal(again.labels_, first.labels_)
+    np.testing.assert_array_equal(again.losses_, first.losses_)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"covariance_type": "spherical"}, "covariance_type must be 'auto', 'full' or 'diag'"),
+        ({"early_stopping": "yes"}, "early_stopping must be True, False or 'auto'"),
+    ],
+)
+def test_bad_automatic_settings_say_what_is_allowed(blobs, params, message):
+    with pytest.raises(ValueError, match=message):
+        FlowMixture(3, **params).fit(blobs[0])

@@ -590,8 +590,9 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
 @click.option(
     "--early-stopping/--no-early-stopping",
     default=None,
-    help="Hold out 10%% of the rows and stop each restart (pretraining included) when their "
-    "likelihood stops improving. [default: off]",
+    help="Hold out 10% of the rows and stop each restart (pretraining included) when their "
+    "likelihood stops improving. [default: on for the default's full-covariance fit, off for its "
+    "diagonal one and for the presets]",
 )
 @click.option(
     "--distributed",
@@ -621,8 +622,12 @@ def fit(
     FILE: .csv/.tsv/.txt/.dat text, .npy or .parquet; one row per point.
 
     Without --preset this is flowmix's default recipe: spline flows; 3 restarts started from
-    spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster;
-    hard EM; the restart whose partition has the lowest normalised cut of the kNN graph is kept.
+    spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster,
+    then hard EM. It first fits with every component started as its cluster's full-covariance
+    Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
+    If that model beats a GMM on the held-out rows by more than 0.2 nats per point and dimension,
+    the clusters are not Gaussian: it fits again with diagonal bases on all rows and keeps the
+    restart whose partition has the lowest normalised cut of the kNN graph.
 
     Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
     restarts`), every process fits its share and the first writes the model.

@@ -30,6 +30,7 @@ _COMMON: dict[str, Any] = {
     "algorithm": "mle",
     "selection": "loss",
     "early_stopping": False,
+    "n_iter_no_change": 10,  # unused (no early stopping); the value the presets' checkpoints were keyed by
     "covariance_type": "diag",
     "n_layers": 1,
     "activation": "tanh",

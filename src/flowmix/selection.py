@@ -92,13 +92,28 @@ def _mean_normalised_cut(
     density: MixtureOfFlows, train: Tensor, neighbour_counts: tuple[int, ...]
 ) -> np.ndarray:
     """(R,) normalised cuts of the restarts' partitions, averaged over symmetric kNN graphs of these sizes."""
-    from sklearn.neighbors import kneighbors_graph
-
-    points = train.T.double().cpu().numpy()
-    if density.n_components == 1 or len(points) < 3:
+    if density.n_components == 1 or train.shape[1] < 3:
         return np.zeros(density.n_restarts)  # nothing to cut
     labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
-    scores = np.zeros(density.n_restarts)
+    return normalised_cuts(train.T.double().cpu().numpy(), labels, density.n_components, neighbour_counts)
+
+
+def normalised_cuts(
+    points: np.ndarray, labels: np.ndarray, n_components: int, neighbour_counts: tuple[int, ...] = (10,)
+) -> np.ndarray:
+    """(R,) normalised cuts of R partitions (R, N) of the points (N, D), averaged over kNN graphs of these sizes.
+
+    Examples
+    --------
+    >>> points = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+    >>> normalised_cuts(points, np.array([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]]), 2, (2,)).round(3).tolist()
+    [0.0, 0.375]
+    """
+    from sklearn.neighbors import kneighbors_graph
+
+    if n_components == 1 or len(points) < 3:
+        return np.zeros(len(labels))
+    scores = np.zeros(len(labels))
     for neighbours in neighbour_counts:
         graph = kneighbors_graph(points, min(neighbours, len(points) - 1), include_self=False)
         graph = (graph + graph.T).tocsr()
@@ -106,8 +121,8 @@ def _mean_normalised_cut(
         rows, cols = graph.nonzero()
         for r, part in enumerate(labels):
             crossing = part[rows] != part[cols]
-            cut = np.bincount(part[rows][crossing], minlength=density.n_components)
-            volume = np.bincount(part, weights=degree, minlength=density.n_components)
+            cut = np.bincount(part[rows][crossing], minlength=n_components)
+            volume = np.bincount(part, weights=degree, minlength=n_components)
             scores[r] += float(np.sum(cut / np.maximum(volume, 1e-12))) / len(neighbour_counts)
     return scores
 
@@ -129,6 +144,15 @@ def gmm_validation_likelihood(train: Tensor, validation: Tensor, n_components: i
         points = points[np.random.RandomState(0).choice(len(points), _GMM_MAX_POINTS, replace=False)]
     gmm = fit_full_gmm(points, n_components, seed=0)
     return -np.inf if gmm is None else float(gmm.score(validation.T.double().cpu().numpy()))
+
+
+def gain_over_gmm(nll: float, train: Tensor, validation: Tensor, n_components: int) -> float:
+    """Held-out nats per point and dimension by which a mixture of mean validation NLL ``nll`` beats a GMM.
+
+    The GMM is :func:`gmm_validation_likelihood`'s (full covariances, same K). Above
+    ``GAUSSIAN_GAIN`` the clusters have shapes that Gaussians cannot take.
+    """
+    return (-float(nll) - gmm_validation_likelihood(train, validation, n_components)) / train.shape[0]
 
 
 def partition_gaussian_likelihood(
@@ -177,8 +201,7 @@ def automatic(
     finite = nll[np.isfinite(nll)]
     if finite.size == 0:
         return nll
-    gain = (-finite.min() - gmm_validation_likelihood(train, validation, density.n_components)) / density.dim
-    if gain > GAUSSIAN_GAIN:
+    if gain_over_gmm(finite.min(), train, validation, density.n_components) > GAUSSIAN_GAIN:
         return multiscale_graph_cut(result, density, train, validation)
     return partition_gaussian_likelihood(result, density, train, validation)
 
