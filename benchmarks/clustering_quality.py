@@ -157,6 +157,7 @@ def table(rows: list[dict]) -> str:
 
 def wide_table(rows: list[dict]) -> str:
     """One line per set: every method's ARI, flowmix's held-out figures, fit time and bases."""
+
     def cell(v):
         return "-" if v is None else f"{v:.3f}"
 

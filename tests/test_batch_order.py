@@ -10,7 +10,8 @@ from sklearn.datasets import make_moons
 from flowmix import FlowMixture, training
 from flowmix import batch_order as bo
 
-MLE = {"flow": "maf", "algorithm": "mle", "init": "unit", "batch_size": 64, "random_state": 0}
+MLE = {"flow": "maf", "algorithm": "mle", "init": "unit", "batch_size": 64, "random_state": 0,
+       "covariance_type": "diag", "selection": "loss"}  # fmt: skip
 
 
 def _generator(seed: int = 0) -> torch.Generator:

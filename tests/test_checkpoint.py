@@ -17,7 +17,9 @@ from flowmix import FlowMixture
 from flowmix.checkpoint import CHECKPOINT_FILE, FitCheckpoint
 
 X, _ = make_moons(300, noise=0.05, random_state=0)
-SETTINGS = {"n_epochs": 24, "pretrain_epochs": 8, "n_init": 2, "batch_size": 100, "random_state": 0}
+# One fit (diagonal bases, graph cut): the default's two fits checkpoint apart (tests/test_recipe.py).
+SETTINGS = {"n_epochs": 24, "pretrain_epochs": 8, "n_init": 2, "batch_size": 100, "random_state": 0,
+            "covariance_type": "diag", "selection": "graph-cut"}  # fmt: skip
 
 
 class Interrupt(Exception):
@@ -200,7 +202,7 @@ from flowmix import FlowMixture
 X, _ = make_moons(400, noise=0.05, random_state=0)
 out, folder = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
 model = FlowMixture(2, n_epochs=40, pretrain_epochs=10, n_init=2, batch_size=100, random_state=0,
-                    checkpoint_dir=folder, checkpoint_every_epochs=1)
+                    covariance_type="diag", selection="graph-cut", checkpoint_dir=folder, checkpoint_every_epochs=1)
 print("fitting", flush=True)
 started = time.perf_counter()
 model.fit(X)

@@ -158,9 +158,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ``"auto"``: on for full-covariance bases, off for diagonal ones (the settings the
         default recipe was measured with). True: hold out ``validation_fraction`` of the points
         and stop each restart once their NLL has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; each restart keeps the parameters of its best epoch. Training watches the mixture's NLL; pretraining the NLL of
-        every held-out point under the component whose start cluster holds most of its 10
-        nearest training points.
+        ``n_iter_no_change`` epochs; each restart keeps the parameters of its best epoch.
+        Training watches the mixture's NLL; pretraining the NLL of every held-out point under
+        the component whose start cluster holds most of its 10 nearest training points.
     validation_fraction : float, default=0.1
         Share of the points held out for ``early_stopping``, ``selection="auto"`` or
         ``"validation"`` and the first fit of ``covariance_type="auto"`` (one split, never used
@@ -512,7 +512,6 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self._set_fitted(kept, result, best)
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
-        self.gaussian_gain_ = None
         if self._measure_gain:
             nll = float(mean_nll(kept, validation)[0])
             self.gaussian_gain_ = gain_over_gmm(nll, columns, validation, self.n_components)
@@ -706,6 +705,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.base_scales_ = density.base_scales[0].cpu().numpy().astype(np.float64)
         self.base_covariances_ = None
         self.covariance_type_ = "diag" if density.base_scale_tril is None else "full"
+        self.gaussian_gain_ = None  # measured by covariance_type="auto", which sets it after
         if density.base_scale_tril is not None:
             tril = density.base_scale_tril[0].cpu().double()
             self.base_covariances_ = (tril @ tril.transpose(1, 2)).numpy()
@@ -827,7 +827,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not isinstance(self.early_stopping, bool | np.bool_) and self.early_stopping != "auto":
             raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}.")
         if self.covariance_type not in ("auto", "full", "diag"):
-            raise ValueError(f"covariance_type must be 'auto', 'full' or 'diag', got {self.covariance_type!r}.")
+            raise ValueError(
+                f"covariance_type must be 'auto', 'full' or 'diag', got {self.covariance_type!r}."
+            )
         if self.distributed is not None and self.distributed not in MODES:
             raise ValueError(f"distributed must be None or one of {list(MODES)}, got {self.distributed!r}.")
         if self.checkpoint_dir is not None:

@@ -57,8 +57,9 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         )
     density = model.density_
     tensors = {k: v.detach().cpu().contiguous() for k, v in density.state_dict().items()}
-    tensors["loss_curve"] = torch.as_tensor(model.loss_curve_)
-    tensors["losses"] = torch.as_tensor(model.losses_)
+    # Contiguous copies: with early stopping the curves are views into the restarts' loss table.
+    tensors["loss_curve"] = torch.as_tensor(model.loss_curve_).contiguous()
+    tensors["losses"] = torch.as_tensor(model.losses_).contiguous()
     params = model.get_params()
     if params["hidden_units"] is not None:
         params["hidden_units"] = list(params["hidden_units"])
