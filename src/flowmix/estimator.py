@@ -125,9 +125,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         log-likelihood against a full-covariance GMM's (``gaussian_gain_``): within 0.2 nats per
         point and dimension the clusters are about Gaussian and that fit is kept; above it they
         have shapes a Gaussian cannot take, and the mixture is fitted again with ``"diag"``
-        (with ``selection="auto"``, keeping the restart of lowest graph cut; with
-        ``early_stopping="auto"``, without early stopping, on all points). That first fit always
-        holds ``validation_fraction`` of the points out. Starts that give base means only
+        (with ``early_stopping="auto"``, without early stopping, on all points; with
+        ``selection="auto"``, the partition of lowest graph cut among its restarts and the
+        first fit's model is kept). That first fit always holds ``validation_fraction`` of the
+        points out. Starts that give base means only
         (``"box"``, ``"unit"``, ``"kmeans"``) always use ``base_std``.
     init : str or array-like, default="auto"
         Initialisation strategy (flowmix.init). Cluster starts, which locate, scale and weight
@@ -370,7 +371,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """Fit the mixture to X of shape (n_samples, n_features): initialise, train, select.
 
         ``callback(epoch, density)``, if given, is called every ``callback_every`` epochs with
-        the batched torch module of all restarts (for example to record density snapshots).
+        the batched torch module of all restarts (for example to record density snapshots);
+        with ``covariance_type="auto"`` it follows each of the fits in turn.
         """
         self._check_params()
         if self.covariance_type == "auto":
