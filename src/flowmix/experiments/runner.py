@@ -95,7 +95,10 @@ OBJECTIVE_NAMES = {
     "kmeans": "k-means inertia",
     "gmm": "negative mean log-likelihood per sample",
     "random": None,
-    "recipe": "selection score of the kept restart (the recipe's rule: normalised graph cut)",
+    "recipe": (
+        "selection score of the kept restart under the rule that kept it (normalised graph cut where "
+        "the diagonal fit ran, the partitions' Gaussian fit otherwise; see the record's bases)"
+    ),
 }
 # A quick run's flowmix default: a handful of epochs (recorded in the configuration).
 QUICK_RECIPE_EPOCHS = (5, 5)
@@ -657,6 +660,8 @@ def _run_recipe(
         "fit_seconds": seconds,
         **_device_fields(device),
         "empty_components": len(model.empty_components_),
+        "bases": model.covariance_type_,
+        "gaussian_gain": model.gaussian_gain_,
         "warnings": sorted({str(w.message).splitlines()[0] for w in caught}),
         "finished_at": _now(),
     }
