@@ -177,3 +177,18 @@ def test_assigned_nll_is_each_points_own_component_nll():
     component = density.component_log_prob_columns(points).detach()[0]
     expected = -component[torch.arange(9) % 2, torch.arange(9)].double().mean()
     assert mean_assigned_nll(density, points, r)[0] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_the_reference_gmm_is_fitted_once_for_the_same_points(monkeypatch):
+    rng = np.random.default_rng(0)
+    train = torch.as_tensor(rng.normal(size=(2, 200)), dtype=torch.float32)
+    validation = torch.as_tensor(rng.normal(size=(2, 40)), dtype=torch.float32)
+    fits = []
+    real = selection.fit_full_gmm
+    monkeypatch.setattr(selection, "fit_full_gmm", lambda *a, **k: fits.append(1) or real(*a, **k))
+    monkeypatch.setattr(selection, "_last_reference", None)
+    first = selection.gmm_validation_likelihood(train, validation, 2)
+    assert selection.gmm_validation_likelihood(train, validation, 2) == first and len(fits) == 1
+    selection.gmm_validation_likelihood(train, validation, 3)  # another K: fitted again
+    selection.gmm_validation_likelihood(train + 1e-3, validation, 3)  # other points: fitted again
+    assert len(fits) == 3
