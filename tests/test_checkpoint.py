@@ -219,23 +219,52 @@ def _start(script: Path, *args: str) -> subprocess.Popen:
     return process
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns  # every atomic write replaces the file
+
+
+def _kill_after_writes(process: subprocess.Popen, path: Path, writes: int, delay: float) -> int:
+    """SIGKILL the fit ``delay`` seconds after it has written ``writes`` more checkpoints.
+
+    Counting the fit's own writes, not seconds, puts the kill inside the fit however slowly this
+    machine runs it (a cold start on a fresh clone once took longer than every later run).
+    """
+    last, seen = _stamp(path), 0
+    while seen < writes and process.poll() is None:
+        stamp = _stamp(path)
+        if stamp is not None and stamp != last:
+            last, seen = stamp, seen + 1
+        time.sleep(0.001)
+    time.sleep(delay)
+    process.kill()
+    process.wait()
+    return process.returncode
+
+
 def test_a_fit_killed_at_random_moments_resumes_bit_identically(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     reference = _start(script, str(tmp_path / "reference.npz"))
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
     expected = dict(np.load(tmp_path / "reference.npz"))
-    seconds = float(expected.pop("seconds"))
+    expected.pop("seconds")
     folder = tmp_path / "checkpoint"
-    moments = random.Random(0).sample(range(10, 90), 3)  # percent of the fit's duration
-    killed = []
-    for percent in moments:
-        process = _start(script, str(tmp_path / "resumed.npz"), str(folder))
-        time.sleep(seconds * percent / 100)
-        process.kill()
-        process.wait()
-        killed.append(process.returncode)
-    assert any(code == -9 for code in killed)  # at least one kill landed before the fit ended
+    # The fit writes about 50 checkpoints (one per epoch of pretraining and training).
+    draw = random.Random(0)
+    killed = [
+        _kill_after_writes(
+            _start(script, str(tmp_path / "resumed.npz"), str(folder)),
+            folder / CHECKPOINT_FILE,
+            writes,
+            draw.uniform(0, 0.02),
+        )
+        for writes in draw.sample(range(1, 15), 3)
+    ]
+    assert killed == [-9, -9, -9]  # every kill landed inside the fit
     final = _start(script, str(tmp_path / "resumed.npz"), str(folder))
     assert final.wait(timeout=300) == 0, final.stderr.read()
     got = dict(np.load(tmp_path / "resumed.npz"))

@@ -140,7 +140,8 @@ def test_format_1_files_still_load_and_predict_identically():
     model = FlowMixture.load(FIXTURES / "format1_model")
     assert model.flow == "maf" and model.n_layers == 2 and model.hidden_units == (8, 8)
     np.testing.assert_array_equal(model.predict(expected["X"]), expected["predict"])
-    np.testing.assert_array_equal(model.score_samples(expected["X"]), expected["score_samples"])
+    # Written on an AVX2 CPU: float64 kernels of other CPUs round differently (AVX-512: 1e-13 relative).
+    np.testing.assert_allclose(model.score_samples(expected["X"]), expected["score_samples"], rtol=1e-11)
 
 
 def test_config_records_the_flow_family(tmp_path):

@@ -107,8 +107,9 @@ def normalised_cuts(
     Examples
     --------
     >>> points = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
-    >>> normalised_cuts(points, np.array([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]]), 2, (2,)).round(3).tolist()
-    [0.0, 0.375]
+    >>> partitions = np.array([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    >>> normalised_cuts(points, partitions, 2, (2,)).round(3).tolist()
+    [0.0, 0.375, 1.0]
     """
     from sklearn.neighbors import kneighbors_graph
 
@@ -124,7 +125,10 @@ def normalised_cuts(
             crossing = part[rows] != part[cols]
             cut = np.bincount(part[rows][crossing], minlength=n_components)
             volume = np.bincount(part, weights=degree, minlength=n_components)
-            scores[r] += float(np.sum(cut / np.maximum(volume, 1e-12))) / len(neighbour_counts)
+            # cut(A) / vol(A) <= 1; an empty cluster scores that worst value, where its 0 / 0
+            # would otherwise make a partition that leaves components empty look perfect.
+            ratios = np.where(volume > 0, cut / np.maximum(volume, 1e-12), 1.0)
+            scores[r] += float(np.sum(ratios)) / len(neighbour_counts)
     return scores
 
 
