@@ -45,6 +45,7 @@ from flowmix.init import (
     Start,
     from_user_assignments,
     initialise,
+    one_hot,
     shrunk_covariances,
 )
 from flowmix.nn import ACTIVATIONS
@@ -490,6 +491,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         )
         pretrained = resumed is not None and resumed.covers("pretrain")
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
+            if self.algorithm == "hard-em":
+                # Pretraining is the algorithm's M-step on the start's clusters, so hard EM
+                # pretrains on hard ones; each flow then sees only its own points (a soft GMM
+                # start would send every point through every flow, several times the work).
+                responsibilities = one_hot(responsibilities.argmax(-1), self.n_components)
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
             pretrain_config = dataclasses.replace(
                 config,
@@ -570,8 +576,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             part = r.argmax(1)
             neighbours = KNeighborsClassifier(min(10, len(train_X))).fit(train_X, part)
             labels.append(neighbours.predict(validation_X))
-        one_hot = np.eye(self.n_components, dtype=np.float32)[np.stack(labels)]  # (R, M, K)
-        return torch.as_tensor(one_hot, device=device).transpose(1, 2).contiguous()
+        assigned = one_hot(np.stack(labels), self.n_components)  # (R, M, K)
+        return torch.as_tensor(assigned, device=device).transpose(1, 2).contiguous()
 
     def _process_share(self) -> tuple[int, int, np.ndarray | None]:
         """(rank, world size, restarts this process trains or None for all) under ``distributed``."""

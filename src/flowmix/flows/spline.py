@@ -139,12 +139,12 @@ def _rq_scalars(
     d_high: Tensor,
     k: Tensor,
     n_bins: int,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """The spline's value and log-slope at t from its bin's quantities (all (S, D, N)).
 
     ``p_k``/``q_k`` are the softmax shares of bin k's width/height and ``p_below``/``q_below`` the
-    shares of the bins below it; the minimum sizes are applied here, so that autograd on this
-    small function gives the gradients that :class:`_FusedSpline` spreads back over the bins.
+    shares of the bins below it; the minimum sizes are applied here. The third result holds the
+    intermediates :func:`_rq_scalars_backward` needs.
     """
     share = 1 - MIN_BIN_WIDTH * n_bins
     x_low = 2 * (MIN_BIN_WIDTH * k + share * p_below) - 1
@@ -157,9 +157,61 @@ def _rq_scalars(
     xi = ((t - x_low) / width).clamp(0, 1)
     between = xi * (1 - xi)
     denominator = slope + curvature * between
-    y = y_low + height * (slope * xi.square() + d_low * between) / denominator
-    numerator = slope.square() * (d_high * xi.square() + 2 * slope * between + d_low * (1 - xi).square())
-    return y, torch.log(numerator) - 2 * torch.log(denominator)
+    rise = (slope * xi.square() + d_low * between) / denominator
+    y = y_low + height * rise
+    bracket = d_high * xi.square() + 2 * slope * between + d_low * (1 - xi).square()
+    log_det = torch.log(slope.square() * bracket) - 2 * torch.log(denominator)
+    return y, log_det, (width, height, slope, curvature, xi, between, denominator, rise, bracket)
+
+
+def _rq_scalars_backward(
+    grad_y: Tensor,
+    grad_log_det: Tensor,
+    d_low: Tensor,
+    d_high: Tensor,
+    saved: tuple[Tensor, ...],
+    n_bins: int,
+) -> tuple[Tensor, ...]:
+    """Gradients of :func:`_rq_scalars` with respect to (t, p_k, p_below, q_k, q_below, d_low, d_high).
+
+    Written out rather than left to autograd: at the sizes of a 2-D fit each of autograd's
+    hundred-odd small operations costs more in dispatch than in arithmetic. With
+    y = y_low + h r, r = (s xi^2 + d_l b) / den, den = s + (d_h + d_l - 2 s) b, b = xi (1 - xi)
+    and log_det = 2 log s + log(d_h xi^2 + 2 s b + d_l (1 - xi)^2) - 2 log den, the partial
+    derivatives in s, xi, d_l and d_h are gathered first, then carried through s = h / w and
+    xi = (t - x_low) / w to the softmax shares.
+    """
+    width, height, slope, curvature, xi, between, denominator, rise, bracket = saved
+    over_den = grad_y * height / denominator  # dy/d(numerator of r), times grad_y
+    per_bracket = grad_log_det / bracket
+    per_den = 2 * grad_log_det / denominator
+    tilt = 1 - 2 * xi  # d between / d xi
+    g_slope = (
+        over_den * (xi.square() - rise * (1 - 2 * between))
+        + 2 * grad_log_det / slope
+        + 2 * per_bracket * between
+        - per_den * (1 - 2 * between)
+    )
+    g_d_low = (over_den * (1 - rise) - per_den) * between + per_bracket * (1 - xi).square()
+    g_d_high = -(over_den * rise + per_den) * between + per_bracket * xi.square()
+    g_xi = (
+        over_den * (2 * slope * xi + (d_low - rise * curvature) * tilt)
+        + 2 * per_bracket * (d_high * xi + slope * tilt - d_low * (1 - xi))
+        - per_den * curvature * tilt
+    )
+    g_t = g_xi / width
+    g_width = -(g_slope * slope + g_xi * xi) / width
+    g_height = grad_y * rise + g_slope / width
+    width_share, height_share = 2 * (1 - MIN_BIN_WIDTH * n_bins), 2 * (1 - MIN_BIN_HEIGHT * n_bins)
+    return (
+        g_t,
+        width_share * g_width,
+        -width_share * g_t,
+        height_share * g_height,
+        height_share * grad_y,
+        g_d_low,
+        g_d_high,
+    )
 
 
 class _FusedSpline(torch.autograd.Function):
@@ -167,9 +219,9 @@ class _FusedSpline(torch.autograd.Function):
 
     Autograd through :func:`rational_quadratic_spline` runs some seventy passes over the
     (S, B, D, N) bin tensors per layer; here the forward makes about a dozen and the backward
-    about fifteen: the gradients of the bin's own quantities come from autograd on the small
-    (S, D, N) function :func:`_rq_scalars`, and their spread over the bins (through the
-    cumulative sums, softmaxes and softplus) is written out.
+    about fifteen: the gradients of the bin's own quantities are written out
+    (:func:`_rq_scalars_backward`) on (S, D, N) tensors, and their spread over the bins
+    (through the cumulative sums, softmaxes and softplus) likewise.
     """
 
     @staticmethod
@@ -201,20 +253,21 @@ class _FusedSpline(torch.autograd.Function):
         d_high = torch.where(k < n_bins - 1, slopes.gather(1, k.clamp_max(n_bins - 2)), 1.0)
         bin_terms = [v[:, 0] for v in (p_k, p_below, q_k, q_below, d_low, d_high)]
         k = k[:, 0]
-        y, log_det = _rq_scalars(t, *bin_terms, k, n_bins)
-        ctx.save_for_backward(t, k, inside, p, q, derivatives, *bin_terms)
+        y, log_det, saved = _rq_scalars(t, *bin_terms, k, n_bins)
+        ctx.save_for_backward(k, inside, p, q, derivatives, *bin_terms, *saved)
         return torch.where(inside, y, x), torch.where(inside, log_det, 0.0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, None]:
-        t, k, inside, p, q, derivatives, *bin_terms = ctx.saved_tensors
+        k, inside, p, q, derivatives, p_k, p_below, q_k, q_below, d_low, d_high, *saved = ctx.saved_tensors
         n_bins = p.shape[1]
-        with torch.enable_grad():
-            leaves = [v.detach().requires_grad_() for v in (t, *bin_terms)]
-            y, log_det = _rq_scalars(*leaves, k, n_bins)
-            grads = torch.autograd.grad((y, log_det), leaves, (grad_y, grad_log_det))
-        g_t, g_pk, g_pbelow, g_qk, g_qbelow, g_dlow, g_dhigh = (torch.where(inside, g, 0.0) for g in grads)
+        # Outside the interval the map is the identity: only x's gradient, grad_y, passes.
+        grad_y_inside = torch.where(inside, grad_y, 0.0)
+        grads = _rq_scalars_backward(
+            grad_y_inside, torch.where(inside, grad_log_det, 0.0), d_low, d_high, tuple(saved), n_bins
+        )
+        g_t, g_pk, g_pbelow, g_qk, g_qbelow, g_dlow, g_dhigh = grads
         grad_x = torch.where(inside, g_t, grad_y)
 
         bins = torch.arange(n_bins, device=k.device)[None, :, None, None]
@@ -227,7 +280,6 @@ class _FusedSpline(torch.autograd.Function):
             g = torch.where(at, g_k[:, None], g)
             return g.sub_((g_below * s_below + g_k * s_k)[:, None]).mul_(share)
 
-        p_k, p_below, q_k, q_below = bin_terms[:4]
         grad_widths = spread(p, g_pk, g_pbelow, p_k, p_below)
         grad_heights = spread(q, g_qk, g_qbelow, q_k, q_below)
         # Inner knot j carries d_low of bin j + 1 and d_high of bin j.
