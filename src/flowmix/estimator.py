@@ -41,7 +41,6 @@ from flowmix.flows import FLOW_FAMILIES, check_flow_params, make_flow
 from flowmix.inference import Inference, in_dtype, torch_inference_dtype
 from flowmix.init import (
     INITIALISATIONS,
-    SPECTRAL_NEIGHBOURS,
     Start,
     from_user_assignments,
     initialise,
@@ -50,7 +49,7 @@ from flowmix.init import (
 )
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
-from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, normalised_cuts, select
+from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, select, spectral_inertias
 from flowmix.training import ALGORITHMS, TrainConfig, TrainResult, get_algorithm, mean_nll, pretrain
 
 # Parameters that change where or how visibly a fit runs, not its result: a checkpoint written
@@ -127,8 +126,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         point and dimension the clusters are about Gaussian and that fit is kept; above it they
         have shapes a Gaussian cannot take, and the mixture is fitted again with ``"diag"``
         (with ``early_stopping="auto"``, without early stopping, on all points; with
-        ``selection="auto"``, the partition of lowest graph cut among its restarts and the
-        first fit's model is kept). That first fit always holds ``validation_fraction`` of the
+        ``selection="auto"``, its restart of lowest graph cut, unless the first fit's kept
+        partition scores better under spectral clustering's objective,
+        :func:`flowmix.selection.spectral_inertias`). That first fit always holds ``validation_fraction`` of the
         points out. Starts that give base means only
         (``"box"``, ``"unit"``, ``"kmeans"``) always use ``base_std``.
     init : str or array-like, default="auto"
@@ -173,7 +173,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Smallest decrease of the validation NLL that counts as an improvement.
     pretrain_epochs : int, default=100
         Epochs each component trains on its own cluster before ``algorithm`` runs (only for
-        initialisations that give clusters).
+        initialisations that give clusters). With ``"hard-em"`` the clusters are hard (each
+        point goes to its largest responsibility); the soft algorithms pretrain on the
+        responsibilities as given.
     n_epochs : int, default=200
     batch_size : int, default=512
     learning_rate : float, default=3e-3
@@ -391,8 +393,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Gaussian and that fit is kept; above it they have shapes a Gaussian cannot take, and
         the mixture is fitted again with per-dimension base scales, whose flows are freer to
         bend. With ``selection="auto"`` the graph cut then picks the kept restart of that fit,
-        and between it and the first fit's kept model (on moons, seed 1 of the benchmark, the
-        full-covariance fit had the lower cut and the higher ARI).
+        and spectral clustering's objective chooses between it and the first fit's kept model
+        (on moons, seed 1 of the benchmark, the full-covariance fit's partition was the better
+        one; on the smile, seed 0, the graph cut preferred it where it was the worse).
         """
         X = self._validate_X(X, reset=True)
         gaussian = self._stage("full")
@@ -403,10 +406,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not gain > GAUSSIAN_GAIN:
             return self._adopt(gaussian, gain)
         shapes = self._stage("diag")._fit_stage(X, callback, callback_every)
-        if self.selection == "auto":  # the graph cut ranks the first fit's partition too
+        if self.selection == "auto":  # spectral clustering's objective ranks the first fit's partition too
             partitions = np.stack([shapes.labels_, gaussian.labels_])
-            cuts = normalised_cuts(X, partitions, self.n_components, (SPECTRAL_NEIGHBOURS,))
-            if cuts[1] < cuts[0]:
+            if np.argmin(spectral_inertias(X, partitions, self.n_components)) == 1:
                 return self._adopt(gaussian, gain)
         return self._adopt(shapes, gain)
 

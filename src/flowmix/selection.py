@@ -17,10 +17,13 @@ from torch import Tensor
 
 from flowmix.density import MixtureOfFlows, full_normal_log_prob_columns
 from flowmix.init import (
+    SPECTRAL_MAX_POINTS,
     SPECTRAL_NEIGHBOUR_CYCLE,
+    SPECTRAL_NEIGHBOURS,
     fit_full_gmm,
     one_hot,
     shrunk_covariances,
+    spectral_embedding,
     start_from_responsibilities,
 )
 from flowmix.training import TrainResult, joint_log_prob_in_chunks, mean_nll
@@ -129,6 +132,44 @@ def normalised_cuts(
             # would otherwise make a partition that leaves components empty look perfect.
             ratios = np.where(volume > 0, cut / np.maximum(volume, 1e-12), 1.0)
             scores[r] += float(np.sum(ratios)) / len(neighbour_counts)
+    return scores
+
+
+def spectral_inertias(points: np.ndarray, labels: np.ndarray, n_components: int) -> np.ndarray:
+    """(R,) spectral clustering's objective for R partitions (R, N) of the points (N, D); lower is better.
+
+    The mean squared distance of every point's row of the unit-normalised spectral embedding of
+    the 10-nearest-neighbour graph (:func:`flowmix.init.spectral_embedding`) to its cluster's mean
+    row: what spectral clustering's k-means step minimises. Unlike the normalised cut, it does
+    not reward a partition that joins a small cluster to the end of a long one through the few
+    edges between them (on the paper's smile the cut preferred an eye joined to a piece of the
+    mouth, ARI 0.73, to the right partition, 0.97). A partition that leaves a component empty
+    counts 4, the largest squared distance of unit vectors, per empty component. Sets above
+    ``SPECTRAL_MAX_POINTS`` are scored on a fixed random subsample.
+
+    Examples
+    --------
+    >>> points = np.r_[np.linspace(0, 1, 15), np.linspace(5, 6, 15)][:, None]
+    >>> right = np.repeat([0, 1], 15)
+    >>> wrong = np.where(np.arange(30) < 10, 0, 1)
+    >>> spectral_inertias(points, np.stack([right, wrong, np.zeros(30, int)]), 2).round(3).tolist()
+    [0.0, 0.25, 4.5]
+    """
+    labels = np.asarray(labels)
+    if n_components == 1 or len(points) <= max(n_components, 2):
+        return np.zeros(len(labels))
+    subset = np.arange(len(points))
+    if len(points) > SPECTRAL_MAX_POINTS:
+        subset = np.sort(np.random.RandomState(0).choice(len(points), SPECTRAL_MAX_POINTS, replace=False))
+    embedding = spectral_embedding(points[subset], n_components, 0, SPECTRAL_NEIGHBOURS)
+    scores = np.zeros(len(labels))
+    for r, part in enumerate(labels[:, subset]):
+        counts = np.bincount(part, minlength=n_components)
+        sums = np.zeros((n_components, embedding.shape[1]))
+        np.add.at(sums, part, embedding)
+        means = sums / np.maximum(counts, 1)[:, None]
+        spread = float(np.square(embedding - means[part]).sum(1).mean())
+        scores[r] = spread + 4.0 * float(np.sum(counts == 0))
     return scores
 
 
