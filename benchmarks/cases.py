@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from flowmix._denormals import flush_denormals
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
 from flowmix.training import make_optimizer
@@ -79,8 +80,9 @@ def flowmix_step(case: dict, columns: torch.Tensor, compile_loss: bool = False) 
     loss_fn = torch.compile(loss) if compile_loss else loss
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn().backward()
-        optimizer.step()
+        with flush_denormals():  # as flowmix.training.minimise runs every fit
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn().backward()
+            optimizer.step()
 
     return step

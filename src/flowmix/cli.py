@@ -626,8 +626,9 @@ def fit(
     then hard EM. It first fits with every component started as its cluster's full-covariance
     Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
     If that model beats a GMM on the held-out rows by more than 0.2 nats per point and dimension,
-    the clusters are not Gaussian: it fits again with diagonal bases on all rows and keeps the
-    restart whose partition has the lowest normalised cut of the kNN graph.
+    the clusters are not Gaussian: it fits again with diagonal bases on all rows, takes that
+    fit's restart whose partition has the lowest normalised cut of the kNN graph, and keeps it
+    or the first fit's model, whichever partition the graph's spectral embedding supports best.
 
     Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
     restarts`), every process fits its share and the first writes the model.

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from flowmix._denormals import flush_denormals
 from flowmix._memory import reuse_freed_memory
 from flowmix.batch_order import BATCH_ORDERS
 from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
@@ -733,6 +734,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return self._joint_log_prob_array(self._validate_X(X, reset=False))
 
     @reuse_freed_memory()
+    @flush_denormals()
     def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
         """As :meth:`_joint_log_prob` for an already validated array, in ``inference_dtype``."""
         inference = Inference(self.density_, torch_inference_dtype(self.inference_dtype))

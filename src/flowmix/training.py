@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from flowmix._denormals import flush_denormals
 from flowmix._memory import reuse_freed_memory
 from flowmix.batch_order import BATCH_ORDERS, epoch_order, per_restart_batch, per_restart_orders
 from flowmix.checkpoint import FitCheckpoint, Resumed
@@ -483,6 +484,7 @@ def _resume(
 
 
 @reuse_freed_memory()
+@flush_denormals()
 def minimise(
     model: MixtureOfFlows,
     columns: Tensor,
