@@ -3,7 +3,8 @@
 Saturated units (a sigmoid of a large negative pre-activation) produce float32 values below
 1.2e-38, which x86 CPUs handle in microcode at a hundred times the cost of a normal operation.
 On an Intel Xeon (AVX-512) that made the paper's PCA image model's training step 7x slower (1.54
-against 0.21 s, benchmarks/vs_zuko.py's case); an AMD EPYC showed no such penalty. Flushing them
+against 0.21 s, benchmarks/vs_zuko.py's case); earlier machines of this project's kind did not
+show it (0.111 s per step, benchmarks/RESULTS.md). Flushing them
 to zero changes values by less than 1.2e-38 absolute: the paper presets' pinned fits
 (tests/test_reference.py) gave the same bits with and without it.
 
