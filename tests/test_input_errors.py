@@ -72,6 +72,8 @@ def test_sample_before_fit_and_bad_count(fitted):
     [
         ({"n_components": 0}, "n_components must be a positive integer, got 0"),
         ({"n_epochs": 2.5}, "n_epochs must be a positive integer, got 2.5"),
+        ({"batch_size": "big"}, "batch_size must be a positive integer or 'auto', got 'big'"),
+        ({"batch_size": 0}, "batch_size must be a positive integer or 'auto', got 0"),
         ({"base_std": -1.0}, "base_std must be a positive finite number"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
         ({"hidden_units": ()}, "hidden_units must be a non-empty tuple of positive integers"),

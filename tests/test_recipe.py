@@ -114,6 +114,38 @@ def test_hard_em_weights_are_the_shares_held_above_the_floor():
     np.testing.assert_allclose(weights.detach().numpy(), [1 / (1 + floor), floor / (1 + floor)], rtol=1e-6)
 
 
+@pytest.mark.parametrize(("n_samples", "batch_size", "interval"), [(64, 16, 4), (2048, 512, 4), (3200, 800, 4),
+                                                                  (1000, 512, 8), (10_000, 512, 1), (50, 512, 16)])  # fmt: skip
+def test_an_e_step_comes_every_sixteen_steps_at_least(n_samples, batch_size, interval):
+    assert training.e_step_interval(n_samples, batch_size) == interval
+
+
+@pytest.mark.parametrize("algorithm", ["hard-em", "soft-em", "annealed-em"])
+def test_em_runs_its_e_steps_at_the_interval_and_keeps_assignments_between(monkeypatch, algorithm):
+    X = torch.as_tensor(np.random.RandomState(0).normal(size=(64, 2)).T, dtype=torch.float32)
+    density = _two_component_density()
+    passes = []
+    original = training.joint_log_prob_in_chunks
+
+    def counted(model, columns):
+        passes.append(columns.shape[1])
+        return original(model, columns)
+
+    monkeypatch.setattr(training, "joint_log_prob_in_chunks", counted)
+    config = training.TrainConfig(n_epochs=10, batch_size=16, generator=torch.Generator().manual_seed(0))
+    training.get_algorithm(algorithm)(density, X, config)
+    assert passes == [64] * 3  # epochs 0, 4 and 8 at 4 steps an epoch
+
+
+@pytest.mark.parametrize(("n_samples", "expected"), [(100, 512), (2048, 512), (3200, 800), (4096, 1024),
+                                                     (100_000, 1024)])  # fmt: skip
+def test_the_automatic_batch_is_a_quarter_of_the_points_within_bounds(n_samples, expected):
+    from flowmix.estimator import resolve_batch_size
+
+    assert resolve_batch_size("auto", n_samples) == expected
+    assert resolve_batch_size(300, n_samples) == 300
+
+
 def test_graph_cut_prefers_the_partition_along_the_gap(circles, monkeypatch):
     X, y = circles
     columns = torch.as_tensor(X.T, dtype=torch.float32)
