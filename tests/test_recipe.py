@@ -63,8 +63,15 @@ def test_auto_start_cycles_through_the_strategies(blobs):
 def test_user_labels_start_the_fit(blobs):
     X, y = blobs
     model = FlowMixture(
-        3, init=y, selection="likelihood", n_init=1, n_epochs=5, pretrain_epochs=20, random_state=0
-    )
+        3,
+        init=y,
+        algorithm="hard-em",
+        selection="likelihood",
+        n_init=1,
+        n_epochs=5,
+        pretrain_epochs=20,
+        random_state=0,
+    )  # hard EM keeps the start's partition; soft EM may move a point the blobs share (tested below)
     assert adjusted_rand_score(y, model.fit(X).labels_) == 1.0
     soft = np.eye(3)[y] * 0.9 + 0.1 / 3
     assert adjusted_rand_score(y, model.set_params(init=soft).fit(X).labels_) == 1.0
@@ -208,7 +215,8 @@ def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, th
     automatic = FlowMixture(3, **QUICK).fit(X)
     full = FlowMixture(3, **QUICK, covariance_type="full").fit(X)
     diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="graph-cut").fit(X)
-    expected = full
+    # Gaussian clusters: algorithm="auto" fits them once more with soft EM, and keeps that fit.
+    expected = FlowMixture(3, **QUICK, covariance_type="full", algorithm="soft-em").fit(X)
     if threshold < 0:  # both fitted; spectral clustering's objective picks a kept partition, diag on a tie
         inertias = selection.spectral_inertias(X, np.stack([diag.labels_, full.labels_]), 3)
         expected = full if inertias[1] < inertias[0] else diag
@@ -217,6 +225,23 @@ def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, th
     np.testing.assert_array_equal(automatic.losses_, expected.losses_)
     np.testing.assert_array_equal(automatic.score_samples(X), expected.score_samples(X))
     assert full.gaussian_gain_ is None  # measured by covariance_type="auto" only
+
+
+def test_a_chosen_algorithm_keeps_the_first_gaussian_fit(blobs, monkeypatch):
+    X, _ = blobs
+    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)
+    automatic = FlowMixture(3, **QUICK, algorithm="hard-em").fit(X)
+    full = FlowMixture(3, **QUICK, covariance_type="full", algorithm="hard-em").fit(X)
+    np.testing.assert_array_equal(automatic.losses_, full.losses_)
+    np.testing.assert_array_equal(automatic.score_samples(X), full.score_samples(X))
+
+
+def test_soft_em_trains_each_flow_on_the_points_it_has_a_share_of():
+    shares = torch.tensor([[[0.9995, 0.2, 0.0004], [0.0005, 0.8, 0.0004], [0.0, 0.0, 0.9992]]])
+    kept = training.truncate_posteriors(shares)
+    np.testing.assert_allclose(kept[0].numpy(), [[1, 0.2, 0], [0, 0.8, 0], [0, 0, 1]], atol=1e-7)
+    tiny = torch.full((1, 2000, 1), 1 / 2000)  # K > 1000: every share is below the floor but one is kept
+    assert torch.isclose(training.truncate_posteriors(tiny).sum(1), torch.ones(1, 1)).all()
 
 
 def test_automatic_bases_on_too_few_points_to_hold_out_fit_the_shapes_alone():
@@ -236,6 +261,14 @@ def test_automatic_bases_checkpoint_each_stage_apart_and_resume(circles, tmp_pat
     again = FlowMixture(2, **settings).fit(X)  # both stages continue from their finished checkpoints
     np.testing.assert_array_equal(again.labels_, first.labels_)
     np.testing.assert_array_equal(again.losses_, first.losses_)
+    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)  # the Gaussian refit has its own
+    gaussian = FlowMixture(2, **{**settings, "checkpoint_dir": tmp_path / "gaussian"}).fit(X)
+    assert {p.name for p in (tmp_path / "gaussian").iterdir()} == {
+        "full-covariance",
+        "full-covariance-soft-em",
+    }
+    again = FlowMixture(2, **{**settings, "checkpoint_dir": tmp_path / "gaussian"}).fit(X)
+    np.testing.assert_array_equal(again.losses_, gaussian.losses_)
 
 
 @pytest.mark.parametrize(

