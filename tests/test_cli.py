@@ -229,7 +229,7 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
     fitted = invoke("fit", data, "-k", "3", "--label-column", "label", "--epochs", "40", "--n-init", "2",
                     "--seed", "1", "--out", model_dir)  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
-    assert "final training loss (hard-em):" in fitted.stdout
+    assert "final training loss (soft-em):" in fitted.stdout  # blobs: the Gaussian refit, by soft EM
     assert "metrics: purity=" in fitted.stdout and f"model saved to {model_dir}" in fitted.stdout
     assert {p.name for p in model_dir.iterdir()} == {"config.json", "model.safetensors", "preprocessing.json"}
     prep = json.loads((model_dir / "preprocessing.json").read_text())

@@ -134,7 +134,10 @@ def test_a_new_flow_family_needs_only_its_class_and_a_registry_entry(blobs, monk
     ("params", "message"),
     [
         ({"flow": "glow"}, r"flow must be one of \['maf', 'spline'\], got 'glow'"),
-        ({"algorithm": "sgd"}, r"algorithm must be one of \['auto', 'mle', 'hard-em', 'soft-em', 'annealed-em'\]"),
+        (
+            {"algorithm": "sgd"},
+            r"algorithm must be one of \['auto', 'mle', 'hard-em', 'soft-em', 'annealed-em'\]",
+        ),
         (
             {"selection": "best"},
             r"selection must be one of \['auto', 'loss', 'likelihood', 'validation', 'graph-cut'\]",

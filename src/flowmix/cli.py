@@ -678,7 +678,7 @@ def fit(
         f"fitted {k} components to {X.shape[0]} points x {X.shape[1]} features "
         f"({model.n_iter_} epochs, {model.n_init} restart(s), best restart {model.best_restart_})"
     )
-    click.echo(f"final training loss ({model.algorithm}): {final:.4f}")
+    click.echo(f"final training loss ({model.algorithm_ or model.algorithm}): {final:.4f}")
     sizes = np.bincount(model.labels_, minlength=k)
     click.echo("cluster sizes: " + ", ".join(str(int(s)) for s in sizes))
     if y is not None:

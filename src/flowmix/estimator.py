@@ -276,6 +276,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         start), else None.
     covariance_type_ : {"full", "diag"}
         The bases the kept model has: ``"full"`` with base covariances, else ``"diag"``.
+    algorithm_ : str or None
+        The training algorithm of the kept fit (``algorithm="auto"`` resolved); None for a model
+        loaded from a file with ``algorithm="auto"``.
     gaussian_gain_ : float or None
         With ``covariance_type="auto"``: held-out nats per point and dimension by which the
         full-covariance fit beat a full-covariance GMM of the same K (the measure that chose
@@ -569,6 +572,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         # The density is kept in float32, as trained (nothing rounded); inference makes a float64
         # copy when inference_dtype asks for one (flowmix.inference).
         self._set_fitted(kept, result, best)
+        self.algorithm_ = self._algorithm()
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         if self._measure_gain:
@@ -764,6 +768,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.base_scales_ = density.base_scales[0].cpu().numpy().astype(np.float64)
         self.base_covariances_ = None
         self.covariance_type_ = "diag" if density.base_scale_tril is None else "full"
+        self.algorithm_ = None if self.algorithm == "auto" else self.algorithm  # a fit sets it after
         self.gaussian_gain_ = None  # measured by covariance_type="auto", which sets it after
         if density.base_scale_tril is not None:
             tril = density.base_scale_tril[0].cpu().double()
