@@ -248,9 +248,10 @@ class _FusedSpline(torch.autograd.Function):
         p_below = cum_p.gather(1, k).sub_(p_k)
         q_k = q.gather(1, k)
         q_below = torch.cumsum(q, dim=1).gather(1, k).sub_(q_k)
+        # Knot derivatives with the boundary knots' 1 at both ends: bin k runs from knot k to k + 1.
         slopes = functional.softplus(derivatives + _IDENTITY_OFFSET).add_(MIN_DERIVATIVE)
-        d_low = torch.where(k > 0, slopes.gather(1, (k - 1).clamp_min(0)), 1.0)
-        d_high = torch.where(k < n_bins - 1, slopes.gather(1, k.clamp_max(n_bins - 2)), 1.0)
+        slopes = functional.pad(slopes, (0, 0, 0, 0, 1, 1), value=1.0)
+        d_low, d_high = slopes.gather(1, k), slopes.gather(1, k + 1)
         bin_terms = [v[:, 0] for v in (p_k, p_below, q_k, q_below, d_low, d_high)]
         k = k[:, 0]
         y, log_det, saved = _rq_scalars(t, *bin_terms, k, n_bins)
@@ -270,24 +271,30 @@ class _FusedSpline(torch.autograd.Function):
         g_t, g_pk, g_pbelow, g_qk, g_qbelow, g_dlow, g_dhigh = grads
         grad_x = torch.where(inside, g_t, grad_y)
 
+        # Where bin i lies from the point's bin k: 0 below it, 1 at it, 2 above it.
         bins = torch.arange(n_bins, device=k.device)[None, :, None, None]
-        below, at = bins < k[:, None], bins == k[:, None]
+        side = (bins - k[:, None]).sign_().add_(1)
+        grad = p.new_empty((p.shape[0], 3 * n_bins - 1, *p.shape[2:]))  # the MADE output's gradient
 
-        def spread(share: Tensor, g_k: Tensor, g_below: Tensor, s_k: Tensor, s_below: Tensor) -> Tensor:
+        def spread(
+            share: Tensor, g_k: Tensor, g_below: Tensor, s_k: Tensor, s_below: Tensor, out: Tensor
+        ) -> None:
             # d/d raw_i of a softmax share: share_i (g_i - sum_j share_j g_j), g_i the gradient
-            # reaching share i: g_below for the bins below k (their sum), g_k for bin k.
-            g = torch.where(below, g_below[:, None], 0.0)
-            g = torch.where(at, g_k[:, None], g)
-            return g.sub_((g_below * s_below + g_k * s_k)[:, None]).mul_(share)
+            # reaching share i: g_below for the bins below k (their sum), g_k for bin k, 0 above.
+            mean = g_below * s_below + g_k * s_k
+            torch.mul(torch.stack([g_below - mean, g_k - mean, -mean], dim=1).gather(1, side), share, out=out)
 
-        grad_widths = spread(p, g_pk, g_pbelow, p_k, p_below)
-        grad_heights = spread(q, g_qk, g_qbelow, q_k, q_below)
-        # Inner knot j carries d_low of bin j + 1 and d_high of bin j.
-        g_slopes = torch.where(at[:, 1:], g_dlow[:, None], 0.0) + torch.where(
-            at[:, :-1], g_dhigh[:, None], 0.0
+        spread(p, g_pk, g_pbelow, p_k, p_below, grad[:, :n_bins])
+        spread(q, g_qk, g_qbelow, q_k, q_below, grad[:, n_bins : 2 * n_bins])
+        # Knot j carries d_low of bin j and d_high of bin j - 1; the boundary knots' are dropped.
+        g_slopes = g_dlow.new_zeros((k.shape[0], n_bins + 1, *k.shape[1:]))
+        g_slopes.scatter_add_(1, k[:, None], g_dlow[:, None]).scatter_add_(
+            1, k[:, None] + 1, g_dhigh[:, None]
         )
-        grad_derivatives = g_slopes.mul_(torch.sigmoid(derivatives + _IDENTITY_OFFSET))
-        return grad_x, torch.cat([grad_widths, grad_heights, grad_derivatives], dim=1), None
+        torch.mul(
+            g_slopes[:, 1:n_bins], torch.sigmoid(derivatives + _IDENTITY_OFFSET), out=grad[:, 2 * n_bins :]
+        )
+        return grad_x, grad, None
 
 
 class StackedSplineFlow(AutoregressiveFlow):
