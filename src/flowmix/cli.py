@@ -627,9 +627,10 @@ def fit(
     Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
     If that model is within 0.2 nats per point and dimension of a GMM on the held-out rows, the
     clusters are about Gaussian and it fits so once more with soft EM, which it keeps. If it
-    beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on all rows, takes that
-    fit's restart whose partition has the lowest normalised cut of the kNN graph, and keeps it
-    or the first fit's model, whichever partition the graph's spectral embedding supports best.
+    beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on
+    all rows, takes that fit's restart whose partition has the lowest normalised cut of the kNN
+    graph, and keeps it or the first fit's model, whichever partition the graph's spectral
+    embedding supports best.
 
     Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
     restarts`), every process fits its share and the first writes the model.

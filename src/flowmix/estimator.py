@@ -165,10 +165,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Training algorithm (flowmix.training). ``"auto"``: ``"hard-em"``, except where
         ``covariance_type="auto"`` finds the clusters about Gaussian: the mixture is then fitted
         once more with ``"soft-em"`` and that fit is kept (hard assignments cut overlapping
-        Gaussians along a biased boundary; posteriors do not). The EM variants run an E-step on all points
-        and set closed-form weights (held above 0.1 / K) at the start of every epoch, or of
-        every few epochs when an epoch has fewer than 16 mini-batches, and take Adam steps on
-        the flows in between: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
+        Gaussians along a biased boundary; posteriors do not). The EM variants run an E-step on
+        all points and set closed-form weights (held above 0.1 / K) at the start of every
+        epoch, or of every few epochs when an epoch has fewer than 16 mini-batches, and take
+        Adam steps on the flows in between: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
         ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half; shares
         below 1e-3 count as 0, so that each flow trains on the points it has a share of.
         ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
@@ -425,12 +425,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Gaussian and that fit is kept (with ``algorithm="auto"`` it is refitted with soft EM,
         whose posteriors place the boundaries of overlapping clusters without the bias of hard
         assignments: breast cancer 0.80 -> 0.83 and 0.70 -> 0.78 ARI on the benchmark's two
-        seeds); above it they have shapes a Gaussian cannot take, and
-        the mixture is fitted again with per-dimension base scales, whose flows are freer to
-        bend. With ``selection="auto"`` the graph cut then picks the kept restart of that fit,
-        and spectral clustering's objective chooses between it and the first fit's kept model
-        (on moons, seed 1 of the benchmark, the full-covariance fit's partition was the better
-        one; on the smile, seed 0, the graph cut preferred it where it was the worse).
+        seeds); above it they have shapes a Gaussian cannot take, and the mixture is fitted
+        again with per-dimension base scales, whose flows are freer to bend. With
+        ``selection="auto"`` the graph cut then picks the kept restart of that fit, and spectral
+        clustering's objective chooses between it and the first fit's kept model (on moons,
+        seed 1 of the benchmark, the full-covariance fit's partition was the better one; on the
+        smile, seed 0, the graph cut preferred it where it was the worse).
         """
         X = self._validate_X(X, reset=True)
         gaussian = self._stage("full")
@@ -549,7 +549,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 # start would send every point through every flow, several times the work).
                 responsibilities = one_hot(responsibilities.argmax(-1), self.n_components)
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
-            if self._algorithm() != "hard-em":  # as the soft algorithms' E-steps do
+            if self._algorithm() != "hard-em":  # the shares soft EM's E-steps drop too
                 fixed = truncate_posteriors(fixed)
             pretrain_config = dataclasses.replace(
                 config,
