@@ -876,17 +876,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _check_params(self) -> None:
         torch_inference_dtype(self.inference_dtype)  # used at the end of fit: refuse a typo first
 
-        def positive_int(name: str, value: Any) -> None:
+        def positive_int(name: str, value: Any, or_auto: bool = False) -> None:
+            if or_auto and value == "auto":
+                return
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                either = " or 'auto'" if or_auto else ""
+                raise ValueError(f"{name} must be a positive integer{either}, got {value!r}.")
 
         for name in ("n_components", "n_epochs", "n_init", "n_iter_no_change"):
             positive_int(name, getattr(self, name))
-        batch_size = self.batch_size
-        if batch_size != "auto" and (
-            not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}.")
+        positive_int("batch_size", self.batch_size, or_auto=True)
         if self.checkpoint_every_epochs is not None:
             positive_int("checkpoint_every_epochs", self.checkpoint_every_epochs)
         seconds = self.checkpoint_every_seconds
