@@ -38,6 +38,8 @@ rank = dist.get_rank() if mode != "single" else 0
 state = {"density." + k: v.numpy() for k, v in model.density_.state_dict().items()}
 np.savez(f"{out}.{rank}.npz", labels=model.labels_, losses=model.losses_, scores=model.selection_scores_,
          best=model.best_restart_, batch_mean=model.batch_mean_losses_, **state)
+if mode != "single":
+    dist.destroy_process_group()
 """
 
 

@@ -662,15 +662,18 @@ def fit(
     except TypeError as err:  # a parameter of the wrong type: the user's input, not a bug
         raise UserError(str(err)) from err
     if distributed is not None:
-        from flowmix.distributed import init_from_environment, world
+        from flowmix.distributed import init_from_environment, leave_group, world
 
         if not init_from_environment(device):
             raise UserError("--distributed needs several processes: launch with torchrun --nproc-per-node N.")
-        if world()[0] != 0:
+        rank = world()[0]
+        if rank != 0:
             model.verbose = False  # one progress bar, the first process's
     model.fit(Xs)
-    if distributed is not None and world()[0] != 0:
-        return  # every process holds the same model; the first one writes it
+    if distributed is not None:
+        leave_group()
+        if rank != 0:
+            return  # every process holds the same model; the first one writes it
     target = Path(out) if out else Path.cwd() / f"{Path(file).stem}.flowmix"
     _save_model_dir(model, prep, target)
 

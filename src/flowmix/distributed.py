@@ -17,7 +17,8 @@ Two ways to share one fit among the ``world_size`` processes of a process group,
     Equal to a single process within float tolerance (sums are reduced in another order).
 
 The process group is the caller's (``torch.distributed.init_process_group``); the command line
-initialises it from torchrun's environment (:func:`init_from_environment`).
+initialises it from torchrun's environment (:func:`init_from_environment`) and leaves it with
+:func:`leave_group` once the fit is done.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def init_from_environment(device: str = "cpu") -> bool:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
     return True
+
+
+def leave_group() -> None:
+    """Wait for every rank, then destroy the default process group (nothing without one).
+
+    A process that exits with its gloo group alive can abort in the group's teardown ("terminate
+    called without an active exception", exit code -6) even though its work is done.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def require_group(mode: str) -> tuple[int, int]:
