@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import make_moons
 
 from flowmix import FlowMixture
-from flowmix.distributed import restart_block
+from flowmix.distributed import leave_group, restart_block, world
 
 pytest.importorskip("torch.distributed")
 
@@ -118,6 +118,11 @@ def test_distributed_without_a_process_group_says_how_to_start_one():
         FlowMixture(2, distributed="restarts", n_epochs=1).fit(X)
     with pytest.raises(ValueError, match="distributed must be None or one of"):
         FlowMixture(2, distributed="ranks", n_epochs=1).fit(X)
+
+
+def test_leaving_without_a_process_group_does_nothing():
+    leave_group()  # the command line calls it after every --distributed fit; here no group exists
+    assert world() == (0, 1)
 
 
 def test_restart_blocks_cover_every_restart_once():
