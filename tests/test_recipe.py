@@ -172,6 +172,27 @@ def test_graph_cut_prefers_the_partition_along_the_gap(circles, monkeypatch):
     assert scores[0] == 0 < scores[1]
 
 
+def test_spectral_objective_ranks_the_rings_above_halves_and_an_emptied_component_last(circles, monkeypatch):
+    X, y = circles
+    columns = torch.as_tensor(X.T, dtype=torch.float32)
+    density = MixtureOfFlows(make_flow("maf", 6, 2), torch.zeros(3, 2, 2), 1.0)
+    halves = (X[:, 0] > 0).astype(int)
+    parts = np.stack([halves, y, np.zeros_like(y)])
+    joint = torch.nn.functional.one_hot(torch.as_tensor(parts), 2).permute(0, 2, 1).float()
+    monkeypatch.setattr(selection, "joint_log_prob_in_chunks", lambda density, columns: joint)
+    scores = selection.spectral_objective(None, density, columns, None)
+    assert np.argsort(scores).tolist() == [1, 0, 2]
+    best, _ = selection.select("spectral", _unstopped(3), density, columns, None)
+    assert best == 1
+
+
+def _unstopped(n_restarts):
+    """A training result whose restarts all ran to the end (select() reads stopped_epoch only)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(stopped_epoch=np.full(n_restarts, -1))
+
+
 def test_default_recipe_separates_the_circles_and_predicts_new_points(circles):
     X, y = circles
     model = FlowMixture(2, random_state=0).fit(X)
@@ -216,7 +237,7 @@ def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, th
     monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", threshold)
     automatic = FlowMixture(3, **QUICK).fit(X)
     full = FlowMixture(3, **QUICK, covariance_type="full").fit(X)
-    diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="graph-cut").fit(X)
+    diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="spectral").fit(X)
     # Gaussian clusters: algorithm="auto" fits them once more with soft EM, and keeps that fit.
     expected = FlowMixture(3, **QUICK, covariance_type="full", algorithm="soft-em").fit(X)
     if threshold < 0:  # both fitted; spectral clustering's objective picks a kept partition, diag on a tie

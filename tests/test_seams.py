@@ -140,7 +140,7 @@ def test_a_new_flow_family_needs_only_its_class_and_a_registry_entry(blobs, monk
         ),
         (
             {"selection": "best"},
-            r"selection must be one of \['auto', 'loss', 'likelihood', 'validation', 'graph-cut'\]",
+            r"selection must be one of \['auto', 'loss', 'likelihood', 'validation', 'graph-cut', 'spectral'\]",
         ),
         (
             {"flow": "spline", "flow_params": {"bins": 4}},

@@ -628,9 +628,8 @@ def fit(
     If that model is within 0.2 nats per point and dimension of a GMM on the held-out rows, the
     clusters are about Gaussian and it fits so once more with soft EM, which it keeps. If it
     beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on
-    all rows, takes that fit's restart whose partition has the lowest normalised cut of the kNN
-    graph, and keeps it or the first fit's model, whichever partition the graph's spectral
-    embedding supports best.
+    all rows, and keeps that fit's restart or the first fit's model, whichever partition the
+    kNN graph's spectral embedding supports best (spectral clustering's objective).
 
     Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
     restarts`), every process fits its share and the first writes the model.

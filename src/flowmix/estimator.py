@@ -112,7 +112,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     fixed location and scale (diagonal, or its cluster's full covariance). All components and
     all ``n_init`` restarts are trained together in one batched program; the restart picked by
     ``selection`` is kept. The defaults are flowmix's clustering recipe (spline flows, a start
-    from spectral clustering, a GMM and k-means, hard EM, selection by graph cut);
+    from spectral clustering, a GMM and k-means, hard EM, selection by spectral clustering's
+    objective for shapes);
     :meth:`from_preset` gives the paper's settings.
 
     Parameters
@@ -146,9 +147,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ``algorithm="auto"``, fitted once more with soft EM); above it they
         have shapes a Gaussian cannot take, and the mixture is fitted again with ``"diag"``
         (with ``early_stopping="auto"``, without early stopping, on all points; with
-        ``selection="auto"``, its restart of lowest graph cut, unless the first fit's kept
-        partition scores better under spectral clustering's objective,
-        :func:`flowmix.selection.spectral_inertias`). That first fit always holds ``validation_fraction`` of the
+        ``selection="auto"``, its restart that scores best under spectral clustering's
+        objective, :func:`flowmix.selection.spectral_inertias`, unless the first fit's kept
+        partition scores better still). That first fit always holds ``validation_fraction`` of the
         points out. Starts that give base means only
         (``"box"``, ``"unit"``, ``"kmeans"``) always use ``base_std``.
     init : str or array-like, default="auto"
@@ -172,8 +173,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ``"annealed-em"`` with posteriors tempered from T = 4 to 1 over the first half; shares
         below 1e-3 count as 0, so that each flow trains on the points it has a share of.
         ``"mle"`` is direct maximum likelihood of the mixture (the paper's).
-    selection : {"auto", "graph-cut", "validation", "likelihood", "loss"}, default="auto"
-        Rule that picks the kept restart (flowmix.selection): ``"graph-cut"``, the lowest
+    selection : {"auto", "spectral", "graph-cut", "validation", "likelihood", "loss"}, default="auto"
+        Rule that picks the kept restart (flowmix.selection): ``"spectral"``, spectral
+        clustering's objective (the spread of each cluster in the unit-normalised spectral
+        embedding of the 10-nearest-neighbour graph); ``"graph-cut"``, the lowest
         normalised cut of the training points' 10-nearest-neighbour graph; ``"auto"``, the
         likelihood of the training points under each restart's partition made Gaussian, unless
         the best restart's held-out likelihood beats a full-covariance GMM's by more than 0.2
@@ -427,10 +430,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         assignments: breast cancer 0.80 -> 0.83 and 0.70 -> 0.78 ARI on the benchmark's two
         seeds); above it they have shapes a Gaussian cannot take, and the mixture is fitted
         again with per-dimension base scales, whose flows are freer to bend. With
-        ``selection="auto"`` the graph cut then picks the kept restart of that fit, and spectral
-        clustering's objective chooses between it and the first fit's kept model (on moons,
-        seed 1 of the benchmark, the full-covariance fit's partition was the better one; on the
-        smile, seed 0, the graph cut preferred it where it was the worse).
+        ``selection="auto"`` spectral clustering's objective then picks the kept restart of
+        that fit and chooses between it and the first fit's kept model (on the smile, seed 0 of
+        the benchmark, the normalised cut preferred the first fit's partition, an eye joined to
+        the mouth; on moons, seed 0, it kept a restart of ARI 0.50 over one of 0.82).
         """
         X = self._validate_X(X, reset=True)
         gaussian = self._stage("full")
@@ -458,7 +461,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """
         params: dict[str, Any] = {"covariance_type": covariance_type}
         if covariance_type == "diag" and self.selection == "auto":
-            params["selection"] = "graph-cut"  # the first stage has already found the clusters not Gaussian
+            params["selection"] = "spectral"  # the first stage has already found the clusters not Gaussian
         folder = f"{covariance_type}-covariance"
         if algorithm is not None:
             params["algorithm"] = algorithm
