@@ -238,8 +238,11 @@ def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, th
     automatic = FlowMixture(3, **QUICK).fit(X)
     full = FlowMixture(3, **QUICK, covariance_type="full").fit(X)
     diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="spectral").fit(X)
-    # Gaussian clusters: algorithm="auto" fits them once more with soft EM, and keeps that fit.
-    expected = FlowMixture(3, **QUICK, covariance_type="full", algorithm="soft-em").fit(X)
+    # Gaussian clusters: algorithm="auto" fits them once more with soft EM, and keeps that fit's
+    # refinement of the restart the first fit kept.
+    expected = FlowMixture(3, **QUICK, covariance_type="full", algorithm="soft-em")
+    expected._refit_restart = full.best_restart_
+    expected.fit(X)
     if threshold < 0:  # both fitted; spectral clustering's objective picks a kept partition, diag on a tie
         inertias = selection.spectral_inertias(X, np.stack([diag.labels_, full.labels_]), 3)
         expected = full if inertias[1] < inertias[0] else diag
@@ -248,6 +251,24 @@ def test_automatic_bases_are_exactly_the_chosen_stage_fit(blobs, monkeypatch, th
     np.testing.assert_array_equal(automatic.losses_, expected.losses_)
     np.testing.assert_array_equal(automatic.score_samples(X), expected.score_samples(X))
     assert full.gaussian_gain_ is None  # measured by covariance_type="auto" only
+
+
+def test_the_soft_em_refit_keeps_the_first_fits_restart_whatever_its_own_scores(blobs, monkeypatch):
+    X, _ = blobs
+    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)
+    calls = []
+
+    def first_then_last(result, density, train, validation):
+        """Ranks restart 0 best in the first fit and the last one best in the refit."""
+        calls.append(density.n_restarts)
+        order = np.arange(density.n_restarts, dtype=float)
+        return order if len(calls) == 1 else -order
+
+    monkeypatch.setitem(selection.SELECTIONS, "auto", first_then_last)
+    automatic = FlowMixture(3, **QUICK).fit(X)
+    assert len(calls) == 2 and automatic.algorithm_ == "soft-em"
+    assert np.argmin(automatic.selection_scores_) == QUICK["n_init"] - 1  # the refit's own choice...
+    assert automatic.best_restart_ == 0  # ...is overruled by the first fit's
 
 
 def test_a_chosen_algorithm_keeps_the_first_gaussian_fit(blobs, monkeypatch):

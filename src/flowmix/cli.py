@@ -626,7 +626,7 @@ def fit(
     then hard EM. It first fits with every component started as its cluster's full-covariance
     Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
     If that model is within 0.2 nats per point and dimension of a GMM on the held-out rows, the
-    clusters are about Gaussian and it fits so once more with soft EM, which it keeps. If it
+    clusters are about Gaussian and it refits that restart with soft EM, which it keeps. If it
     beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on
     all rows, and keeps that fit's restart or the first fit's model, whichever partition the
     kNN graph's spectral embedding supports best (spectral clustering's objective).
