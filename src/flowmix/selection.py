@@ -183,8 +183,6 @@ def spectral_objective(
     of 0.82, the spread ranked them the other way; on the smile it keeps the eyes apart from the
     mouth where the cut joined them.
     """
-    if density.n_components == 1 or train.shape[1] < 3:
-        return np.zeros(density.n_restarts)
     labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
     return spectral_inertias(train.T.double().cpu().numpy(), labels, density.n_components)
 
