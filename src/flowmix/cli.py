@@ -170,6 +170,15 @@ def main(ctx: click.Context, verbose: int) -> None:
 # reproduce
 
 
+def _jobs_option(default: int) -> Callable:
+    return click.option(
+        "--jobs", type=click.IntRange(min=0), default=default, show_default=True,
+        help="Processes that share the fits on this machine, each with its share of the CPU threads; "
+        "toy-sized fits finish about N times sooner on N cores, "
+        "image-sized ones are best left to one process. 0: one per CPU core (one on a GPU).",
+    )  # fmt: skip
+
+
 def _grid_options(default_out: str, default_methods: str) -> Callable:
     def decorate(fn: Callable) -> Callable:
         options = [
@@ -190,6 +199,7 @@ def _grid_options(default_out: str, default_methods: str) -> Callable:
                          "labelled quick in the records and the report."),
             click.option("--no-progress", is_flag=True, help="Hide the progress bars."),
             click.option("--no-report", is_flag=True, help="Do not write report.md / report.html afterwards."),
+            _jobs_option(1),
         ]  # fmt: skip
         for option in reversed(options):
             fn = option(fn)
@@ -241,9 +251,11 @@ def _run_reproduce(
     shuffle_buffer: int | None = None,
     recipe_epochs: int | None = None,
     recipe_pretrain_epochs: int | None = None,
+    jobs: int = 1,
 ) -> None:
     from flowmix.experiments.configs import get_dataset_config
     from flowmix.experiments.runner import GridSpec, check_device, run_grid
+    from flowmix.experiments.workers import auto_jobs
 
     named = _split_list(datasets)
     explicit = bool(named)
@@ -283,7 +295,9 @@ def _run_reproduce(
         f"reproduce {experiment}: {', '.join(names)} x {', '.join(spec.methods)}, {spec.n_runs} runs each, "
         f"{mode}, device {device} -> {out}"
     )
-    summary = run_grid(spec, out, progress=not no_progress, echo=_echo_err)
+    if jobs == 0:
+        jobs = auto_jobs(device, len(names) * len(spec.methods) * spec.n_runs)
+    summary = run_grid(spec, out, progress=not no_progress, echo=_echo_err, jobs=jobs)
     ran = [n for n in names if n not in {s for s, _ in summary.skipped_datasets}]
     click.echo(
         f"{summary.new_records} new record(s), {summary.skipped_records} already done, "
@@ -437,19 +451,23 @@ def report(directory: str) -> None:
 @click.option("--quick", is_flag=True, help="Tiny settings (2 runs, 200 epochs) for a smoke run.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu or cuda.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def demo(out: str, quick: bool, device: str, no_progress: bool) -> None:
+@_jobs_option(0)
+def demo(out: str, quick: bool, device: str, no_progress: bool, jobs: int) -> None:
     """What `make demo` runs: the paper's protocol and flowmix's default recipe on the five toy sets.
 
     First `reproduce toy` (the paper's MAF preset, 10 runs x 2000 epochs per set), then
     `FlowMixture(k, random_state=0)` (flowmix's default: spline flows, spectral/GMM/k-means
     starts, hard EM) beside k-means, a GMM and spectral clustering on the same sets; the report
-    (report.html) shows both, with a figure of every method's clusters.
+    (report.html) shows both, with a figure of every method's clusters. The fits of both halves
+    run side by side, one process per CPU core (--jobs).
     """
     from flowmix.experiments.comparison import compare_on_toy_sets
     from flowmix.experiments.configs import TOY_DATASETS
     from flowmix.experiments.report import write_report
+    from flowmix.experiments.workers import auto_jobs
 
     names = [d.name for d in TOY_DATASETS]
+    jobs = jobs or auto_jobs(device, len(names))
     _run_reproduce(
         experiment="toy",
         allowed=names,
@@ -463,9 +481,10 @@ def demo(out: str, quick: bool, device: str, no_progress: bool) -> None:
         quick=quick,
         no_progress=no_progress,
         no_report=True,
+        jobs=jobs,
     )
     _echo_err("flowmix's default recipe beside k-means, a GMM and spectral clustering:")
-    compare_on_toy_sets(out, names, seed=0, quick=quick, echo=_echo_err)
+    compare_on_toy_sets(out, names, seed=0, quick=quick, echo=_echo_err, jobs=jobs)
     files = write_report(out)
     click.echo(f"report: {files.html} and {files.markdown}")
 

@@ -14,6 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,16 @@ import numpy as np
 
 from flowmix._io import atomic_write_text
 from flowmix.experiments.configs import TOY_DATASETS, get_dataset_config
+from flowmix.experiments.workers import check_jobs, threads_per_job, worker_pool
 
-__all__ = ["COMPARISON_FIGURE_STEM", "COMPARISON_FILE", "METHODS", "compare_on_toy_sets", "read_comparison"]
+__all__ = [
+    "COMPARISON_FIGURE_STEM",
+    "COMPARISON_FILE",
+    "METHODS",
+    "compare_on_one_set",
+    "compare_on_toy_sets",
+    "read_comparison",
+]
 
 COMPARISON_FILE = "comparison.json"
 COMPARISON_FIGURE_STEM = "comparison_toy"
@@ -70,6 +79,7 @@ def compare_on_toy_sets(
     grid_size: int = 100,
     loader: Callable[[str], Any] | None = None,
     echo: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Cluster each toy set with flowmix's default and the baselines; write the JSON and the figure.
 
@@ -84,7 +94,12 @@ def compare_on_toy_sets(
     quick : bool
         Smoke-run settings: flowmix with 20 epochs and 10 of pretraining (recorded).
     loader : callable, optional
-        ``loader(name) -> Dataset`` instead of :func:`flowmix.datasets.load_dataset`.
+        ``loader(name) -> Dataset`` instead of :func:`flowmix.datasets.load_dataset`; a
+        module-level function when ``jobs`` > 1 (it is sent to the worker processes).
+    jobs : int, default 1
+        Data sets clustered side by side in this many spawned processes
+        (:mod:`flowmix.experiments.workers`), each with its share of torch's threads (the
+        demo's rows were identical to one process's).
 
     Returns
     -------
@@ -92,11 +107,9 @@ def compare_on_toy_sets(
         One row per data set: ``dataset``, ``k``, ``n_samples`` and, per method, ``ari``, ``nmi``,
         ``acc`` and ``seconds``; flowmix's and the GMM's mean log-likelihood of the points.
     """
-    from flowmix import FlowMixture
-    from flowmix.datasets import load_dataset
-    from flowmix.eval.metrics import clustering_scores
-    from flowmix.viz.plots import grid_2d, method_comparison_figure
+    from flowmix.viz.plots import method_comparison_figure
 
+    check_jobs(jobs)
     out = Path(out_dir)
     names = [get_dataset_config(d).name for d in (datasets or [d.name for d in TOY_DATASETS])]
     not_toy = [n for n in names if not get_dataset_config(n).is_toy]
@@ -106,40 +119,63 @@ def compare_on_toy_sets(
         )
     say = echo or (lambda message: None)
     settings = _settings(seed, quick)
-    rows: list[dict[str, Any]] = []
-    figure_rows = []
+    done: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {}
     out.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        ds = get_dataset_config(name)
-        data = (loader or load_dataset)(name)
-        X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y)
-        model = FlowMixture(ds.k, random_state=seed, **(_QUICK_EPOCHS if quick else {}))
-        labels: dict[str, np.ndarray] = {}
-        row: dict[str, Any] = {"dataset": name, "k": ds.k, "n_samples": len(X)}
-        for method in METHODS:
-            estimator = model if method == "flowmix" else _baseline(method, ds.k, seed)
-            started = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # spectral's "graph is not fully connected"
-                labels[method] = np.asarray(estimator.fit_predict(X))
-            seconds = time.perf_counter() - started
-            row[method] = {**clustering_scores(y, labels[method]), "seconds": round(seconds, 3)}
-            if method == "GMM":
-                row["gmm_log_likelihood"] = float(estimator.score(X))
-        row["flowmix_log_likelihood"] = float(model.score(X))
-        xx, yy, grid = grid_2d(X, n=grid_size)
-        figure_rows.append((ds.label, X, labels, (xx, yy, model.score_samples(grid).reshape(xx.shape))))
-        rows.append(row)
+
+    def keep(name: str, result: tuple[dict[str, Any], tuple[Any, ...]]) -> None:
+        row = done.setdefault(name, result)[0]
         say(
             f"{name}: ARI " + ", ".join(f"{m} {row[m]['ari']:.3f}" for m in METHODS)
             + f" (flowmix fit {row['flowmix']['seconds']:.1f} s)"
         )  # fmt: skip
+        rows = [done[n][0] for n in names if n in done]  # the paper's order, whatever finished first
         atomic_write_text(
             out / COMPARISON_FILE, json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n"
         )
+
+    if jobs == 1 or len(names) == 1:
+        for name in names:
+            keep(name, compare_on_one_set(name, seed, quick, grid_size, loader))
+    else:
+        with worker_pool(min(jobs, len(names)), threads_per_job(jobs)) as pool:
+            futures = {pool.submit(compare_on_one_set, n, seed, quick, grid_size, loader): n for n in names}
+            for future in as_completed(futures):
+                keep(futures[future], future.result())
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     method_comparison_figure(
-        figure_rows, figures / f"{COMPARISON_FIGURE_STEM}.png", density_title="flowmix density"
+        [done[n][1] for n in names],
+        figures / f"{COMPARISON_FIGURE_STEM}.png",
+        density_title="flowmix density",
     )
-    return rows
+    return [done[n][0] for n in names]
+
+
+def compare_on_one_set(
+    name: str, seed: int, quick: bool, grid_size: int, loader: Callable[[str], Any] | None
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """One toy set's row of :func:`compare_on_toy_sets` and its panel of the figure (label, X, labels, density)."""
+    from flowmix import FlowMixture
+    from flowmix.datasets import load_dataset
+    from flowmix.eval.metrics import clustering_scores
+    from flowmix.viz.plots import grid_2d
+
+    ds = get_dataset_config(name)
+    data = (loader or load_dataset)(name)
+    X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y)
+    model = FlowMixture(ds.k, random_state=seed, **(_QUICK_EPOCHS if quick else {}))
+    labels: dict[str, np.ndarray] = {}
+    row: dict[str, Any] = {"dataset": name, "k": ds.k, "n_samples": len(X)}
+    for method in METHODS:
+        estimator = model if method == "flowmix" else _baseline(method, ds.k, seed)
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # spectral's "graph is not fully connected"
+            labels[method] = np.asarray(estimator.fit_predict(X))
+        seconds = time.perf_counter() - started
+        row[method] = {**clustering_scores(y, labels[method]), "seconds": round(seconds, 3)}
+        if method == "GMM":
+            row["gmm_log_likelihood"] = float(estimator.score(X))
+    row["flowmix_log_likelihood"] = float(model.score(X))
+    xx, yy, grid = grid_2d(X, n=grid_size)
+    return row, (ds.label, X, labels, (xx, yy, model.score_samples(grid).reshape(xx.shape)))

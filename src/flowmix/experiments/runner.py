@@ -59,6 +59,7 @@ from flowmix.experiments.configs import (
 from flowmix.experiments.records import (
     RECORDS_FILE,
     SCHEMA_VERSION,
+    RecordKey,
     append_records,
     claim_owner,
     config_hash,
@@ -68,6 +69,7 @@ from flowmix.experiments.records import (
     try_claim,
     unit_name,
 )
+from flowmix.experiments.workers import check_jobs, threads_per_job, torch_threads, worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -412,6 +414,7 @@ def run_grid(
     progress: bool = True,
     echo: Echo | None = None,
     loader: Loader | None = None,
+    jobs: int = 1,
 ) -> GridSummary:
     """Run every (data set, method, run) of ``spec`` not yet in ``<out_dir>/records.jsonl``.
 
@@ -426,25 +429,68 @@ def run_grid(
         Receives one-line messages (skipped data sets, resumed runs); the library never prints.
     loader : callable, optional
         ``loader(name) -> Dataset`` replacing :func:`flowmix.datasets.load_dataset` (tests, or
-        data from elsewhere); it must return an object with ``X`` and ``y``.
+        data from elsewhere); it must return an object with ``X`` and ``y``, and be picklable
+        (a module-level function) when ``jobs`` > 1.
+    jobs : int, default 1
+        Processes that share the grid's units of work through their claims: this one and
+        ``jobs - 1`` spawned workers (:mod:`flowmix.experiments.workers`), each with its share of
+        torch's threads. Each record is written once, and equals a single process's up to what
+        the thread count can change (see the module); toy-sized fits, which keep one core busy whatever the
+        thread count, finish about ``jobs`` times sooner. Image-sized fits use every thread:
+        leave them to one process.
 
     Returns
     -------
     GridSummary
     """
-    from tqdm.auto import tqdm
-
+    check_jobs(jobs)
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a directory; choose another output directory.")
+    if {"flows", "recipe"} & set(spec.methods):
+        check_device(spec.device)
+    if jobs == 1:
+        summary, _ = _run_share(spec, out, progress, echo, loader)
+    else:
+        summary = _run_in_workers(spec, out, progress, echo, loader, jobs)
+    toy_done = [d for d in spec.datasets if get_dataset_config(d).is_toy]
+    if "flows" in spec.methods and toy_done:
+        summary.figures += make_figure1(out, loader=loader)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_in_workers(
+    spec: GridSpec, out: Path, progress: bool, echo: Echo | None, loader: Loader | None, jobs: int
+) -> GridSummary:
+    """:func:`_run_share` in this process and ``jobs - 1`` workers; the counts read from the store."""
+    before = {record_key(r) for r in read_records(out)}
+    threads = threads_per_job(jobs)
+    with worker_pool(jobs - 1, threads) as pool:
+        helpers = [pool.submit(_run_share, spec, out, False, None, loader) for _ in range(jobs - 1)]
+        with torch_threads(threads):
+            summary, planned = _run_share(spec, out, progress, echo, loader)
+        for helper in helpers:
+            helper.result()  # a worker's error is raised here
+    after = {record_key(r) for r in read_records(out)}
+    summary.new_records = len(planned & (after - before))
+    summary.skipped_records = len(planned & before)
+    summary.claimed_elsewhere = len(planned - after)  # left to processes other than these
+    return summary
+
+
+def _run_share(
+    spec: GridSpec, out: Path, progress: bool, echo: Echo | None, loader: Loader | None
+) -> tuple[GridSummary, set[RecordKey]]:
+    """Run the units of the grid that no other process has claimed; the summary and every planned key."""
+    from tqdm.auto import tqdm
+
     say = echo or (lambda msg: logger.info("%s", msg))
     summary = GridSummary(out_dir=out)
     runs = spec.n_runs
-    if {"flows", "recipe"} & set(spec.methods):
-        check_device(spec.device)
-
     done = {record_key(r) for r in read_records(out)}
+    planned: set[RecordKey] = set()
     available = None
     plan: list[tuple[DatasetConfig, list[tuple[str, dict[str, Any], str, list[int]]]]] = []
     for name in spec.datasets:
@@ -461,6 +507,7 @@ def run_grid(
         for method in spec.methods:
             config = unit_config(ds, method, spec)
             digest = config_hash(config)
+            planned.update((ds.name, method, r, digest) for r in range(runs))
             todo = [r for r in range(runs) if (ds.name, method, r, digest) not in done]
             if method == "flows" and todo:
                 todo = list(range(runs))  # the restarts of one batched fit: all or nothing
@@ -530,12 +577,7 @@ def run_grid(
             del X, y
     finally:
         bar.close()
-
-    toy_done = [d for d in spec.datasets if get_dataset_config(d).is_toy]
-    if "flows" in spec.methods and toy_done:
-        summary.figures += make_figure1(out, loader=loader)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return summary, planned
 
 
 def _load_arrays(ds: DatasetConfig, spec: GridSpec, loader: Loader | None) -> tuple[np.ndarray, np.ndarray]:
