@@ -435,9 +435,9 @@ def run_grid(
         Processes that share the grid's units of work through their claims: this one and
         ``jobs - 1`` spawned workers (:mod:`flowmix.experiments.workers`), each with its share of
         torch's threads. Each record is written once, and equals a single process's up to what
-        the thread count can change (see the module); toy-sized fits, which keep one core busy whatever the
-        thread count, finish about ``jobs`` times sooner. Image-sized fits use every thread:
-        leave them to one process.
+        the thread count can change (see the module); toy-sized fits, which keep one core busy
+        whatever the thread count, finish about ``jobs`` times sooner. Image-sized fits use
+        every thread: leave them to one process.
 
     Returns
     -------
