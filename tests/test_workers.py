@@ -105,3 +105,19 @@ def test_the_toy_comparison_in_two_processes_gives_one_process_rows(tmp_path):
     saved = json.loads((tmp_path / "shared" / comparison.COMPARISON_FILE).read_text())
     assert saved["rows"] == shared
     assert (tmp_path / "shared" / "figures" / "comparison_toy.png").is_file()
+
+
+def test_a_loader_the_workers_cannot_receive_is_refused_before_anything_runs(tmp_path):
+    spec = GridSpec(datasets=["moons"], methods=["kmeans"], runs=1, quick=True)
+    with pytest.raises(ValueError, match="module-level function, or jobs=1"):
+        run_grid(spec, tmp_path / "grid", progress=False, loader=lambda name: small_toy_set(name), jobs=2)
+    with pytest.raises(ValueError, match="module-level function, or jobs=1"):
+        comparison.compare_on_toy_sets(
+            tmp_path / "comparison",
+            ["moons", "smile"],
+            quick=True,
+            loader=lambda name: small_toy_set(name),
+            jobs=2,
+        )
+    assert not (tmp_path / "grid").exists()
+    assert not (tmp_path / "comparison").exists()

@@ -22,7 +22,7 @@ import numpy as np
 
 from flowmix._io import atomic_write_text
 from flowmix.experiments.configs import TOY_DATASETS, get_dataset_config
-from flowmix.experiments.workers import check_jobs, threads_per_job, worker_pool
+from flowmix.experiments.workers import check_jobs, check_sendable, threads_per_job, worker_pool
 
 __all__ = [
     "COMPARISON_FIGURE_STEM",
@@ -117,6 +117,8 @@ def compare_on_toy_sets(
         raise ValueError(
             f"{', '.join(not_toy)} is not a toy set; compare_on_toy_sets runs the 2-D toy sets only."
         )
+    if jobs > 1:
+        check_sendable(loader, "loader")
     say = echo or (lambda message: None)
     settings = _settings(seed, quick)
     done: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {}

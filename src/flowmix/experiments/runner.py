@@ -69,7 +69,13 @@ from flowmix.experiments.records import (
     try_claim,
     unit_name,
 )
-from flowmix.experiments.workers import check_jobs, threads_per_job, torch_threads, worker_pool
+from flowmix.experiments.workers import (
+    check_jobs,
+    check_sendable,
+    threads_per_job,
+    torch_threads,
+    worker_pool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -453,6 +459,7 @@ def run_grid(
     if jobs == 1:
         summary, _ = _run_share(spec, out, progress, echo, loader)
     else:
+        check_sendable(loader, "loader")
         summary = _run_in_workers(spec, out, progress, echo, loader, jobs)
     toy_done = [d for d in spec.datasets if get_dataset_config(d).is_toy]
     if "flows" in spec.methods and toy_done:

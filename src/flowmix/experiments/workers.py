@@ -15,12 +15,13 @@ products over all threads; leave them to one process.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 
-__all__ = ["auto_jobs", "check_jobs", "threads_per_job", "torch_threads", "worker_pool"]
+__all__ = ["auto_jobs", "check_jobs", "check_sendable", "threads_per_job", "torch_threads", "worker_pool"]
 
 
 def check_jobs(jobs: int) -> int:
@@ -28,6 +29,26 @@ def check_jobs(jobs: int) -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number >= 1 (1: no worker processes), got {jobs!r}.")
     return jobs
+
+
+def check_sendable(value: object, name: str) -> None:
+    """A ValueError saying what to pass if ``value`` cannot be sent to a spawned worker.
+
+    Examples
+    --------
+    >>> check_sendable(len, "loader")
+    >>> check_sendable(lambda name: name, "loader")
+    Traceback (most recent call last):
+    ...
+    ValueError: loader cannot be sent to the worker processes (...); with jobs > 1 pass a ...
+    """
+    try:
+        pickle.dumps(value)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        raise ValueError(
+            f"{name} cannot be sent to the worker processes ({err}); with jobs > 1 pass a module-level "
+            "function, or jobs=1."
+        ) from None
 
 
 def auto_jobs(device: str, n_tasks: int) -> int:
