@@ -125,7 +125,8 @@ def compare_on_toy_sets(
     out.mkdir(parents=True, exist_ok=True)
 
     def keep(name: str, result: tuple[dict[str, Any], tuple[Any, ...]]) -> None:
-        row = done.setdefault(name, result)[0]
+        done[name] = result
+        row = result[0]
         say(
             f"{name}: ARI " + ", ".join(f"{m} {row[m]['ari']:.3f}" for m in METHODS)
             + f" (flowmix fit {row['flowmix']['seconds']:.1f} s)"
@@ -139,7 +140,8 @@ def compare_on_toy_sets(
         for name in names:
             keep(name, compare_on_one_set(name, seed, quick, grid_size, loader))
     else:
-        with worker_pool(min(jobs, len(names)), threads_per_job(jobs)) as pool:
+        workers = min(jobs, len(names))  # the threads are shared among the processes that run
+        with worker_pool(workers, threads_per_job(workers)) as pool:
             futures = {pool.submit(compare_on_one_set, n, seed, quick, grid_size, loader): n for n in names}
             for future in as_completed(futures):
                 keep(futures[future], future.result())
