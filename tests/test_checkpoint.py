@@ -150,6 +150,18 @@ def test_options_added_later_leave_the_fingerprint_alone_at_their_defaults(tmp_p
         FlowMixture(2, checkpoint_dir=tmp_path, shuffle_buffer=64, **SETTINGS).fit(X)
 
 
+def test_an_automatic_batch_checkpoint_records_the_rule_it_stood_for(tmp_path, monkeypatch):
+    """A checkpoint of batch_size="auto" written under another batch rule is refused, not resumed with other batches."""
+    from flowmix import estimator
+
+    settings = {**SETTINGS, "batch_size": "auto", "n_epochs": 2, "pretrain_epochs": 1}
+    FlowMixture(2, checkpoint_dir=tmp_path, **settings).fit(X)
+    FlowMixture(2, checkpoint_dir=tmp_path, **settings).fit(X)  # the same rule resumes
+    monkeypatch.setattr(estimator, "_AUTO_BATCH_RULE", "auto: 1/4 of the points within [512, 1024]")
+    with pytest.raises(ValueError, match="other settings or other data"):
+        FlowMixture(2, checkpoint_dir=tmp_path, **settings).fit(X)
+
+
 def test_a_finished_checkpoint_refits_to_the_same_model(tmp_path, uninterrupted):
     FlowMixture(2, checkpoint_dir=tmp_path, **SETTINGS).fit(X)
     again = FlowMixture(2, checkpoint_dir=tmp_path, **{**SETTINGS, "random_state": None})

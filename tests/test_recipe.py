@@ -146,9 +146,9 @@ def test_em_runs_its_e_steps_at_the_interval(monkeypatch, algorithm):
     assert passes == [64] * 3  # epochs 0, 4 and 8 at 4 steps an epoch
 
 
-@pytest.mark.parametrize(("n_samples", "expected"), [(100, 512), (2048, 512), (3200, 800), (4096, 1024),
-                                                     (100_000, 1024)])  # fmt: skip
-def test_the_automatic_batch_is_a_quarter_of_the_points_within_bounds(n_samples, expected):
+@pytest.mark.parametrize(("n_samples", "expected"), [(100, 512), (1024, 512), (2048, 1024), (3201, 1601),
+                                                     (4096, 2048), (100_000, 2048)])  # fmt: skip
+def test_the_automatic_batch_is_half_of_the_points_within_bounds(n_samples, expected):
     from flowmix.estimator import resolve_batch_size
 
     assert resolve_batch_size("auto", n_samples) == expected
