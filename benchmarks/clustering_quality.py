@@ -2,12 +2,14 @@
 
 Every method sees the same input: the paper's five toy sets (min-max scaled), scikit-learn's
 bundled real tables (standardised; digits also reduced to 16 principal components) and generated
-shapes (three rings, two spirals, unbalanced and anisotropic blobs, standardised). Each set is
+shapes (three rings, two spirals, unbalanced and anisotropic blobs, standardised); ``--sets
+sklearn`` runs instead the five sets of scikit-learn's clustering comparison example (noisy
+circles and moons, blobs of varied spread, anisotropic blobs, blobs; standardised). Each set is
 split 80/20 (stratified, by the seed); every method clusters the 80%, and ARI/NMI are measured
 there against the true labels, which no method sees. Methods with a ``predict`` (flowmix, k-means,
 GMM) also label the held-out 20%; flowmix and the GMM report the held-out mean log-likelihood.
 
-    .venv/bin/python benchmarks/clustering_quality.py [--seeds 0 1] [--sets circles,iris] [--paper]
+    .venv/bin/python benchmarks/clustering_quality.py [--seeds 0 1] [--sets circles,iris | sklearn] [--paper]
 
 ``--paper`` adds the paper's preset (10 restarts x 2000 epochs) on the 2-D sets.
 ``--variant gaussian`` makes the flowmix column the default's first stage alone
@@ -35,6 +37,8 @@ from flowmix import FlowMixture, load_dataset
 TOY = ["circles", "moons", "smile", "pinwheel", "two_bananas"]
 REAL = ["iris", "wine", "breast_cancer", "digits"]
 SHAPES = ["rings", "spirals", "unbalanced_blobs", "anisotropic_blobs"]
+# scikit-learn's "comparing clustering algorithms" example sets (1500 points, its random_state 170).
+SKLEARN_EXAMPLE = ["noisy_circles", "noisy_moons", "varied_blobs", "aniso_blobs", "blobs"]
 
 
 def generated(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +65,26 @@ def generated(name: str) -> tuple[np.ndarray, np.ndarray]:
             [[0.6, -0.64], [-0.4, 0.85]]
         )
         return X, np.repeat([0, 1, 2], 300)
+    if name in SKLEARN_EXAMPLE:
+        return sklearn_example(name)
     raise ValueError(name)
+
+
+def sklearn_example(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The data sets of scikit-learn's clustering comparison example, made as it makes them."""
+    from sklearn import datasets
+
+    n, seed = 1500, 170
+    if name == "noisy_circles":
+        return datasets.make_circles(n_samples=n, factor=0.5, noise=0.05, random_state=seed)
+    if name == "noisy_moons":
+        return datasets.make_moons(n_samples=n, noise=0.05, random_state=seed)
+    if name == "varied_blobs":
+        return datasets.make_blobs(n_samples=n, cluster_std=[1.0, 2.5, 0.5], random_state=seed)
+    X, y = datasets.make_blobs(n_samples=n, random_state=seed)
+    if name == "aniso_blobs":
+        X = X @ np.array([[0.6, -0.6], [-0.4, 0.8]])
+    return X, y
 
 
 def dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -192,9 +215,10 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true")
     parser.add_argument("--variant", choices=list(VARIANTS), default="default")
     args = parser.parse_args()
+    names = SKLEARN_EXAMPLE if args.sets == "sklearn" else args.sets.split(",")
     for seed in args.seeds:
         rows = []
-        for name in args.sets.split(","):
+        for name in names:
             rows.extend(run(name, seed, args.paper, args.variant))
             print(table([r for r in rows if r["set"] == name]).split("\n", 2)[2], flush=True)
         print(f"\n## seed {seed} (** : flowmix ARI >= best of k-means, GMM, spectral - 0.02)\n")
