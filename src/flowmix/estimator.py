@@ -216,7 +216,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         [``AUTO_BATCH_MIN``, ``AUTO_BATCH_MAX``] = [512, 2048], so that a data set of up to
         4096 points takes at most two steps an epoch (a fit's time on small data is the count of
         its steps: each costs about the same there; with a quarter, the 2048- and 3200-point toy
-        fits of the clustering benchmark took 1.2-1.4x as long for the same ARI).
+        fits of the clustering benchmark took 1.2-1.4x as long for about the same ARI).
     learning_rate : float, default=3e-3
         Adam step size (other Adam settings are TensorFlow's defaults, as the paper).
     n_init : int, default=3
