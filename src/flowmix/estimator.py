@@ -82,9 +82,10 @@ _ADDED_WITH_DEFAULTS = {"batch_order": "shared", "shuffle_buffer": None}
 
 
 AUTO_BATCH_MIN, AUTO_BATCH_MAX = 512, 2048
-AUTO_BATCH_STEPS = 2  # mini-batches an epoch of batch_size="auto" on up to 2 * AUTO_BATCH_MAX points
+# batch_size="auto" takes at most this many mini-batches an epoch up to AUTO_BATCH_STEPS * AUTO_BATCH_MAX points.
+AUTO_BATCH_STEPS = 2
 # The rule "auto" stood for, in checkpoint fingerprints: a checkpoint written under another rule
-# (a quarter of the points within [512, 1024] before 0.2.0 was released) trained other batches.
+# (the earlier one: a quarter of the points within [512, 1024]) trained other batches.
 _AUTO_BATCH_RULE = f"auto: 1/{AUTO_BATCH_STEPS} of the points within [{AUTO_BATCH_MIN}, {AUTO_BATCH_MAX}]"
 
 
