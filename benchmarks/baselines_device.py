@@ -1,4 +1,4 @@
-"""The torch baselines (flowmix.eval.device_baselines) against scikit-learn's on a Table 1 row.
+"""The torch baselines (flowmix.paper.device_baselines) against scikit-learn's on a Table 1 row.
 
 k-means (n_init=10) and EM/GMM (full covariances, n_init=10) on MNIST5-PCA (35735 x 100, k=5),
 one seed each, timed in the same process: wall time and the objective each reaches (inertia;
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from flowmix.datasets import load_dataset
-from flowmix.eval.baselines import gmm, kmeans
+from flowmix.paper.baselines import gmm, kmeans
+from flowmix.paper.data import load_dataset
 
 
 def compare(device: str = "cpu", dataset: str = "mnist5_pca", k: int = 5, seed: int = 0) -> list[dict]:

@@ -143,7 +143,7 @@ def memory_case(name: str, restarts: int, max_points: int | None, epochs: int) -
     source = "random U(0,1)"
     X = None
     if os.environ.get("FLOWMIX_DATA"):
-        from flowmix.datasets import load_dataset
+        from flowmix.paper.data import load_dataset
 
         try:
             X = np.asarray(load_dataset(dataset, download=False).X)

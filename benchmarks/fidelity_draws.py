@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flowmix.experiments.configs import PAPER_TABLE1
-from flowmix.experiments.records import read_records
-from flowmix.experiments.runner import GridSpec, run_grid
+from flowmix.paper.configs import PAPER_TABLE1
+from flowmix.paper.records import read_records
+from flowmix.paper.runner import GridSpec, run_grid
 
 VARIANTS: dict[str, dict] = {
     "shared": {},

@@ -1,6 +1,6 @@
 """Clustering the image sets on learned features: k-means, a GMM and flowmix on the same features.
 
-For each image set and feature method (flowmix.datasets.features: UMAP, N2D's autoencoder, N2D),
+For each image set and feature method (flowmix.paper.data.features: UMAP, N2D's autoencoder, N2D),
 the features are loaded (computed once, then read from the cache; the first load's time is
 printed), and every method clusters all N points with k = the number of classes:
 
@@ -24,8 +24,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from flowmix import FlowMixture, load_dataset
-from flowmix.eval.metrics import clustering_scores
+from flowmix import FlowMixture
+from flowmix.metrics import clustering_scores
+from flowmix.paper.data import load_dataset
 
 
 def _row(name: str, feature: str, method: str, y: np.ndarray, labels: np.ndarray, seconds: float) -> str:

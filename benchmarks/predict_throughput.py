@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flowmix import FlowMixture, load_dataset
+from flowmix import FlowMixture
+from flowmix.paper.data import load_dataset
 
 DIM = 784
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flowmix import FlowMixture, load_dataset
-from flowmix.viz.plots import density_panels, grid_2d
+from flowmix.paper.figures import density_panels, grid_2d
 
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "images" / "ring_density.png"
 

@@ -40,9 +40,9 @@ KEEP_MARKER = "<!-- Sections below come from their own commands; run_all.py keep
 
 
 def toy_protocol_seconds(device: str) -> float:
-    from flowmix.experiments.configs import TOY_DATASETS
-    from flowmix.experiments.report import write_report
-    from flowmix.experiments.runner import GridSpec, run_grid
+    from flowmix.paper.configs import TOY_DATASETS
+    from flowmix.paper.report import write_report
+    from flowmix.paper.runner import GridSpec, run_grid
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -165,7 +165,7 @@ _REGISTRIES = [
     ("training", "flowmix.training", "ALGORITHMS", "``algorithm=`` names", "func"),
     ("selection", "flowmix.selection", "SELECTIONS", "``selection=`` names", "func"),
     ("presets", "flowmix.presets", "PRESETS", "preset names of ``FlowMixture.from_preset``", None),
-    ("baselines", "flowmix.eval.baselines", "BASELINES", "baseline names of ``run_baseline``", "func"),
+    ("baselines", "flowmix.paper.baselines", "BASELINES", "baseline names of ``run_baseline``", "func"),
 ]
 
 

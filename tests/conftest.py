@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowmix.datasets import files as dsfiles
+from flowmix.paper.data import files as dsfiles
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from click.testing import CliRunner
 import flowmix
 from flowmix import FlowMixture
 from flowmix.cli import main
-from flowmix.datasets import files as dsfiles
-from flowmix.experiments import comparison
-from flowmix.experiments import runner as exp_runner
-from flowmix.experiments.configs import QuickSettings
-from flowmix.experiments.records import RECORDS_FILE, read_records
+from flowmix.paper import comparison
+from flowmix.paper import runner as exp_runner
+from flowmix.paper.configs import QuickSettings
+from flowmix.paper.data import files as dsfiles
+from flowmix.paper.records import RECORDS_FILE, read_records
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -196,7 +196,7 @@ def test_reproduce_table1_quick_on_synthetic_idx(tmp_path, monkeypatch):
 
 
 def test_contingency_reuses_the_table1_directory_by_default():
-    from flowmix.cli import reproduce_contingency, reproduce_table1
+    from flowmix.paper.commands import reproduce_contingency, reproduce_table1
 
     def default_out(command):
         return next(p.default for p in command.params if p.name == "out")
@@ -261,7 +261,7 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     values = dict(line.split()[:2] for line in evaluated.stdout.splitlines() if line.split()[0] in
                   ("purity", "ari", "nmi", "acc"))  # fmt: skip
-    from flowmix.eval.metrics import clustering_scores
+    from flowmix.metrics import clustering_scores
 
     expected = clustering_scores(y, labels)
     assert {k: float(v) for k, v in values.items()} == pytest.approx(expected, abs=1e-4)
@@ -365,7 +365,7 @@ def test_predict_checks_feature_count(tmp_path):
 def test_verbose_shows_the_library_log_and_only_then(tmp_path):
     args = ["reproduce", "toy", "--datasets", "moons", "--methods", "random", "--runs", "1", "--no-progress",
             "--no-report", "--out", tmp_path / "toy"]  # fmt: skip
-    skipped = "INFO flowmix.experiments.runner: moons/random: 1 of 1 run(s) of config"
+    skipped = "INFO flowmix.paper.runner: moons/random: 1 of 1 run(s) of config"
     first = invoke(*args)
     assert first.exit_code == 0 and "1 new record(s)" in first.stdout, first.output
     assert "flowmix." not in first.stderr  # no log lines without -v
@@ -381,7 +381,7 @@ def test_verbose_shows_the_library_log_and_only_then(tmp_path):
 
     louder = invoke("-vv", *args)
     assert skipped in louder.stderr
-    assert "DEBUG flowmix.experiments.records: read 1 record(s) from" in louder.stderr
+    assert "DEBUG flowmix.paper.records: read 1 record(s) from" in louder.stderr
 
     # The handler and level are the CLI's for the command's duration only.
     logger = logging.getLogger("flowmix")

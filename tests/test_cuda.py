@@ -50,7 +50,7 @@ def test_cuda_training_matches_cpu_training(data):
 
 @pytest.mark.parametrize("method", ["kmeans", "gmm"])
 def test_device_baselines_on_cuda_match_cpu(data, method):
-    from flowmix.eval.baselines import run_baseline
+    from flowmix.paper.baselines import run_baseline
 
     # Same seeding draws (a CPU generator), float64 on both devices: the same runs.
     on_cpu = run_baseline(method, data, 3, 0, device="cpu")

@@ -229,7 +229,7 @@ def test_paper_toy_preset_clusters_moons():
 
     data = load_dataset("moons")
     # The paper's text value of the base spread (variance 0.1); with the reference code's std 0.1
-    # the 2000 epochs reach only ARI ~0.3 (see the README).
+    # the 2000 epochs reach only ARI ~0.3 (see docs/reproducing.rst).
     model = FlowMixture.from_preset("paper-toy", 2, base_std=0.316, random_state=0).fit(data.X)
     assert adjusted_rand_score(data.y, model.predict(data.X)) >= 0.9
 

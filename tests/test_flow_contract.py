@@ -15,6 +15,7 @@ import torch
 from flowmix import FlowMixture
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import FLOW_FAMILIES, make_flow
+from flowmix.flows.base_distributions import DiagonalNormal, FullNormal
 from flowmix.nn import ACTIVATIONS, StackedMaskedLinear
 
 FAMILIES = sorted(FLOW_FAMILIES)
@@ -112,11 +113,12 @@ def test_fused_path_equals_reference_path(name, act, hidden):
     x = points(n=30).T
     loc, scale = torch.rand(3, 4, dtype=torch.float64), torch.rand(3, 4, dtype=torch.float64) + 0.5
     fast, reference = build(name, act=act, hidden=hidden), build(name, act=act, hidden=hidden, fused=False)
-    for s in (0.3, scale):
-        torch.testing.assert_close(fast.log_prob_columns(x, loc, s), reference.log_prob_columns(x, loc, s))
+    tril = torch.linalg.cholesky(torch.eye(4, dtype=torch.float64) + 0.3).expand(3, 4, 4)
+    for base in (DiagonalNormal(loc, 0.3), DiagonalNormal(loc, scale), FullNormal(loc, tril)):
+        torch.testing.assert_close(fast.log_prob_columns(x, base), reference.log_prob_columns(x, base))
     # The same parameters' gradients, through a loss that weighs points unequally.
     for flow in (fast, reference):
-        flow.log_prob_columns(x, loc, scale).square().sum().backward()
+        flow.log_prob_columns(x, DiagonalNormal(loc, scale)).square().sum().backward()
     for (key, got), expected in zip(fast.named_parameters(), reference.parameters(), strict=True):
         # The two paths round the spline's bin edges differently, in the last bits.
         tolerance = 1e-6 * float(expected.grad.abs().max())
@@ -148,7 +150,7 @@ def test_a_flow_in_the_stack_equals_the_same_flow_alone(name, fused):
 def test_gradients_reach_every_parameter(name, act, fused, hidden):
     flow = build(name, act=act, fused=fused, hidden=hidden, dtype=torch.float32)
     loc = torch.zeros(3, 4)
-    flow.log_prob_columns(points(n=40, dtype=torch.float32).T, loc, 0.5).sum().backward()
+    flow.log_prob_columns(points(n=40, dtype=torch.float32).T, DiagonalNormal(loc, 0.5)).sum().backward()
     for key, param in flow.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), key
         assert param.grad.abs().sum() > 0, key
@@ -174,7 +176,7 @@ def test_extreme_inputs_give_finite_densities(name):
     for dtype in (torch.float32, torch.float64):
         flow = build(name, dtype=dtype)
         x = torch.tensor([[-1e3, 0.0, 1.0, 1e3], [0.5, -0.1, 1.1, 0.0]], dtype=dtype).T.contiguous()
-        log_prob = flow.log_prob_columns(x, torch.zeros(3, 4, dtype=dtype), 1.0)
+        log_prob = flow.log_prob_columns(x, DiagonalNormal(torch.zeros(3, 4, dtype=dtype), 1.0))
         assert torch.isfinite(log_prob).all()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from safetensors import safe_open
 
 from flowmix import FlowMixture
 from flowmix import density as density_module
+from flowmix import inference as inference_module
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
-from flowmix.inference import BlockedMAF, Inference
+from flowmix.inference import Inference
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -57,44 +59,6 @@ def trained_like(flows: torch.nn.Module, seed: int) -> torch.nn.Module:
     return flows
 
 
-@pytest.mark.parametrize(
-    ("hidden", "n_layers", "activation"),
-    [(256, 1, "tanh"), (300, 2, "tanh"), (20, 3, "relu"), (130, 1, "gelu"), (140, 2, "elu")],
-)
-@pytest.mark.parametrize("per_dimension_scales", [False, True])
-def test_blocked_maf_equals_the_module_path(hidden, n_layers, activation, per_dimension_scales):
-    dim, n_stack = 9, 4
-    flows = make_flow(
-        "maf",
-        n_stack,
-        dim,
-        hidden_units=(hidden,),
-        n_layers=n_layers,
-        activation=activation,
-        generator=torch.Generator().manual_seed(1),
-    )
-    flows = trained_like(flows, 2).double().set_fused(False)
-    blocked = BlockedMAF(flows)
-    assert len(blocked.hidden_blocks) == max(1, min(8, hidden // 128))
-    x = torch.rand(dim, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    means = torch.rand(n_stack, dim, dtype=torch.float64)
-    scale = torch.rand(n_stack, dim, dtype=torch.float64) + 0.2 if per_dimension_scales else 0.3
-    expected = flows.log_prob_columns(x, means, scale)
-    # In float64 the blocks are the same sums, taken in another order: equal to ~1e-12.
-    torch.testing.assert_close(blocked.log_prob_columns(x, means, scale), expected, rtol=1e-12, atol=1e-9)
-
-
-def test_blocked_maf_needs_the_staircase_masks_of_a_one_hidden_layer_made():
-    assert BlockedMAF.supports(make_flow("maf", 2, 3, hidden_units=(8,)))
-    assert not BlockedMAF.supports(make_flow("maf", 2, 3, hidden_units=(8, 8)))
-    assert not BlockedMAF.supports(make_flow("spline", 2, 3, hidden_units=(8,)))
-    flows = make_flow("maf", 2, 3, hidden_units=(8,))
-    flows.mades[0].layers[0].mask[0, :] = torch.tensor([1.0, 0.0, 1.0])  # not ones then zeros
-    assert not BlockedMAF.supports(flows)
-    with pytest.raises(ValueError, match="one hidden layer"):
-        BlockedMAF(make_flow("maf", 2, 3, hidden_units=(8, 8)))
-
-
 def test_float32_chunks_hold_no_more_bytes_than_float64_chunks():
     density = MixtureOfFlows(make_flow("maf", 10, 784, hidden_units=(1024,)), torch.zeros(1, 10, 784), 0.1)
     fast, reference = Inference(density, torch.float32), Inference(density, torch.float64)
@@ -104,6 +68,9 @@ def test_float32_chunks_hold_no_more_bytes_than_float64_chunks():
     assert fast.points_per_chunk * fast.blocked.floats_per_point() * 4 <= budget
     # Skipping the masked weights also skips their activations: more points per chunk.
     assert fast.points_per_chunk > 2 * reference.points_per_chunk
+    # Chunks are whole blocks, so only a call's last block is padded.
+    assert fast.points_per_block % 64 == 0 and fast.points_per_chunk % fast.points_per_block == 0
+    assert reference.points_per_block is None
 
 
 def test_the_fitted_density_stays_in_float32_and_inference_makes_no_lasting_copy(maf, data):
@@ -130,22 +97,78 @@ def test_float32_scores_and_labels_are_close_to_float64(flow, data):
     assert (labels32 != labels64).mean() <= 0.01
 
 
-def test_float32_results_of_a_point_depend_on_its_batch_only_in_float32_rounding(maf, data):
-    whole = maf.score_samples(data)
+def invariance_mixture(flow: str, hidden_units: tuple[int, ...], full_covariance: bool) -> MixtureOfFlows:
+    """A 5-D mixture of 3 flows with trained-looking weights and mixture weights."""
+    dim, n_components = 5, 3
+    generator = torch.Generator().manual_seed(4)
+    flows = make_flow(flow, n_components, dim, hidden_units=hidden_units, generator=generator)
+    flows = trained_like(flows, 5)
+    flows.prepare(torch.rand(200, dim, generator=generator))
+    means = torch.rand(1, n_components, dim, generator=generator)
+    tril = None
+    if full_covariance:
+        lower = 0.2 * torch.randn(1, n_components, dim, dim, generator=generator)
+        diagonal = 0.3 + torch.rand(1, n_components, dim, generator=generator)
+        tril = torch.tril(lower, -1) + torch.diag_embed(diagonal)
+    density = MixtureOfFlows(flows, means, 0.3, base_scale_tril=tril)
+    with torch.no_grad():
+        density.logits.normal_(generator=generator)
+    return density
+
+
+INVARIANCE_CASES = {
+    # name: (flow, hidden_units, full-covariance bases, runs BlockedMAF)
+    "spline": ("spline", (16,), False, False),
+    "maf-blocked": ("maf", (256,), False, True),
+    "maf-generic": ("maf", (16, 16), False, False),
+    "spline-full-covariance": ("spline", (16,), True, False),
+    "maf-full-covariance": ("maf", (32,), True, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVARIANCE_CASES))
+@pytest.mark.parametrize("narrow", [False, True], ids=["flowmix-width", "64-point-blocks"])
+def test_float32_results_of_a_point_do_not_depend_on_the_other_points_of_its_call(case, narrow, monkeypatch):
+    flow, hidden_units, full_covariance, blocked = INVARIANCE_CASES[case]
+    if narrow:  # the narrowest blocks: 300 points take five, the last one padded
+        monkeypatch.setattr(inference_module, "_BLOCK_FLOATS", 1)
+    inference = Inference(invariance_mixture(flow, hidden_units, full_covariance), torch.float32)
+    assert (inference.blocked is not None) == blocked
+    assert inference.kernel == ("BlockedMAF" if blocked else "generic")
+    assert inference.points_per_block == 64 if narrow else inference.points_per_block > 300
+    # Some points beyond the spline's interval, in its identity tails.
+    x = torch.rand(300, 5, generator=torch.Generator().manual_seed(6)) * 1.4 - 0.2
+    whole = inference.joint_log_prob(x)
+    assert torch.equal(inference.joint_log_prob(x.flip(0)), whole.flip(-1))
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(inference.joint_log_prob(x[order]), whole[..., order])
+    for i in range(0, 300, 23):
+        assert torch.equal(inference.joint_log_prob(x[i : i + 1]), whole[..., i : i + 1]), i
+    bounds = [0, 37, 38, 103, 232, 300]  # 37, 1, 65, 129 and 68 points
+    pieces = [inference.joint_log_prob(x[a:b]) for a, b in itertools.pairwise(bounds)]
+    assert torch.equal(torch.cat(pieces, dim=-1), whole)
+
+
+def test_float32_predictions_of_a_point_do_not_depend_on_the_other_points_predicted(maf, data):
+    scores, proba, labels = maf.score_samples(data), maf.predict_proba(data), maf.predict(data)
+    order = np.random.RandomState(2).permutation(len(data))
+    np.testing.assert_array_equal(maf.score_samples(data[order]), scores[order])
+    np.testing.assert_array_equal(maf.predict_proba(data[::-1]), proba[::-1])
+    np.testing.assert_array_equal(maf.predict(data[order]), labels[order])
     one_by_one = np.concatenate([maf.score_samples(data[i : i + 1]) for i in range(0, 400, 7)])
-    close_in_float32(one_by_one, whole[::7])
-    np.testing.assert_array_equal(maf.score_samples(data), whole)  # deterministic for the same batch
+    np.testing.assert_array_equal(one_by_one, scores[::7])
+    np.testing.assert_array_equal(maf.score_samples(data[:123]), scores[:123])
 
 
-def test_float32_chunked_inference_is_close_to_one_chunk(maf, data, monkeypatch):
+def test_float32_chunks_change_no_bit(maf, data, monkeypatch):
+    monkeypatch.setattr(inference_module, "_BLOCK_FLOATS", 1)  # blocks of 64 points
     whole, labels = maf.score_samples(data), maf.predict(data)
     inference = Inference(maf.density_, torch.float32)
-    monkeypatch.setattr(
-        density_module, "INFERENCE_CHUNK_FLOATS", (3 * inference.blocked.floats_per_point() + 1) // 2
-    )
-    assert Inference(maf.density_, torch.float32).points_per_chunk == 3
-    close_in_float32(maf.score_samples(data), whole)
-    assert (maf.predict(data) != labels).mean() <= 0.01
+    assert inference.points_per_chunk > len(data)  # one chunk of seven blocks
+    monkeypatch.setattr(density_module, "INFERENCE_CHUNK_FLOATS", 1)
+    assert Inference(maf.density_, torch.float32).points_per_chunk == 64  # one block per chunk
+    np.testing.assert_array_equal(maf.score_samples(data), whole)
+    np.testing.assert_array_equal(maf.predict(data), labels)
 
 
 def test_labels_are_computed_in_the_inference_dtype(data):

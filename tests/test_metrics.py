@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowmix.eval.metrics import (
+from flowmix.metrics import (
     ContingencyTable,
     adjusted_rand,
     clustering_scores,

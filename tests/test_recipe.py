@@ -160,14 +160,8 @@ def test_graph_cut_prefers_the_partition_along_the_gap(circles, monkeypatch):
     columns = torch.as_tensor(X.T, dtype=torch.float32)
     density = MixtureOfFlows(make_flow("maf", 4, 2), torch.zeros(2, 2, 2), 1.0)
 
-    def labels_from(parts):
-        def joint(density, columns):
-            return torch.nn.functional.one_hot(torch.as_tensor(parts), 2).permute(0, 2, 1).float()
-
-        return joint
-
     halves = (X[:, 0] > 0).astype(int)
-    monkeypatch.setattr(selection, "joint_log_prob_in_chunks", labels_from(np.stack([y, halves])))
+    monkeypatch.setattr(selection, "restart_labels", lambda density, columns: np.stack([y, halves]))
     scores = selection.graph_cut(None, density, columns, None)
     assert scores[0] == 0 < scores[1]
 
@@ -178,8 +172,7 @@ def test_spectral_objective_ranks_the_rings_above_halves_and_an_emptied_componen
     density = MixtureOfFlows(make_flow("maf", 6, 2), torch.zeros(3, 2, 2), 1.0)
     halves = (X[:, 0] > 0).astype(int)
     parts = np.stack([halves, y, np.zeros_like(y)])
-    joint = torch.nn.functional.one_hot(torch.as_tensor(parts), 2).permute(0, 2, 1).float()
-    monkeypatch.setattr(selection, "joint_log_prob_in_chunks", lambda density, columns: joint)
+    monkeypatch.setattr(selection, "restart_labels", lambda density, columns: parts)
     scores = selection.spectral_objective(None, density, columns, None)
     assert np.argsort(scores).tolist() == [1, 0, 2]
     best, _ = selection.select("spectral", _unstopped(3), density, columns, None)

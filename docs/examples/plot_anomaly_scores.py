@@ -15,7 +15,7 @@ from sklearn.datasets import make_moons
 from sklearn.metrics import roc_auc_score
 
 from flowmix import FlowMixture
-from flowmix.viz.plots import grid_2d
+from flowmix.paper.figures import grid_2d
 
 X_train, _ = make_moons(600, noise=0.06, random_state=0)
 model = FlowMixture(2, n_epochs=40, pretrain_epochs=30, n_init=1, random_state=0).fit(X_train)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from flowmix import FlowMixture, load_dataset
-from flowmix.viz.plots import grid_2d
+from flowmix.paper.figures import grid_2d
 
 data = load_dataset("pinwheel")
 X = data.X[np.random.RandomState(0).permutation(len(data.X))[:1000]]

@@ -5,7 +5,7 @@ The paper's Figure 1 on one toy set
 Figure 1 of the paper shows, for each toy set, the data, the clusters of the best of 10 runs, the
 decision regions with the points coloured by their true labels, and the mixture's density.
 ``flowmix reproduce toy`` draws it for all five sets (:doc:`/reproducing`); here
-:func:`flowmix.viz.plots.toy_figure_row` draws it for the smile set, first with the paper's settings
+:func:`flowmix.paper.figures.toy_figure_row` draws it for the smile set, first with the paper's settings
 (the ``paper-toy`` preset: one MAF layer per component, random base means, maximum likelihood, 10
 restarts x 2000 epochs, lowest loss kept), then with flowmix's default recipe (with fewer epochs than
 its default, to keep the example short).
@@ -17,8 +17,8 @@ import time
 import matplotlib.pyplot as plt
 
 from flowmix import FlowMixture, load_dataset
-from flowmix.eval.metrics import adjusted_rand
-from flowmix.viz.plots import ToyPanel, grid_2d, toy_figure_row
+from flowmix.metrics import adjusted_rand
+from flowmix.paper.figures import ToyPanel, grid_2d, toy_figure_row
 
 data = load_dataset("smile")  # 400 points in [0, 1]^2, 4 classes
 X, y = data.X, data.y
@@ -51,7 +51,7 @@ for name, model in models.items():
 # The figure
 # ----------
 # ``toy_figure_row`` draws one row into four axes of any figure;
-# :func:`flowmix.viz.plots.toy_figure` builds the whole figure and writes it to PNG, PDF or SVG, as
+# :func:`flowmix.paper.figures.toy_figure` builds the whole figure and writes it to PNG, PDF or SVG, as
 # ``flowmix reproduce toy`` does.
 fig, axes = plt.subplots(len(panels), 4, figsize=(10, 2.6 * len(panels)))
 for i, panel in enumerate(panels):

@@ -1,12 +1,10 @@
 """Flush denormal floats to zero on the CPU while training or predicting.
 
 Saturated units (a sigmoid of a large negative pre-activation) produce float32 values below
-1.2e-38, which x86 CPUs handle in microcode at a hundred times the cost of a normal operation.
-On an Intel Xeon (AVX-512) that made the paper's PCA image model's training step 7x slower (1.54
-against 0.21 s, benchmarks/vs_zuko.py's case); earlier machines of this project's kind did not
-show it (0.111 s per step, benchmarks/RESULTS.md). Flushing them
-to zero changes values by less than 1.2e-38 absolute: the paper presets' pinned fits
-(tests/test_reference.py) gave the same bits with and without it.
+1.2e-38, which some x86 CPUs handle in microcode at a hundred times the cost of a normal
+operation (the slowdown measured on the paper's PCA image model is in benchmarks/RESULTS.md).
+Flushing them to zero changes values by less than 1.2e-38 absolute: the paper presets' pinned
+fits (tests/test_reference.py) give the same bits with and without it.
 
 torch has no way to read the current setting, so the context sets flush-to-zero on entry and
 switches it off (torch's default) when the last nested or concurrent use exits. Set

@@ -5,6 +5,7 @@
 bmm per network layer whatever the family. Base distributions are diagonal normals with fixed
 locations and scales (the paper's choice: the flow does the moving); the scale is one float
 ``base_std`` unless an initialisation set per-component, per-dimension ``base_scales``.
+:meth:`MixtureOfFlows.base` gives them as objects (flowmix.flows.base_distributions).
 
 A cluster start may instead give every component a full-covariance normal base (its Cholesky
 factor ``base_scale_tril``): with flows that start as the identity, each component then starts as
@@ -14,13 +15,13 @@ the clusters differ from Gaussians.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from flowmix.flows.base import Scale, StackedFlow
+from flowmix.flows.base import StackedFlow
+from flowmix.flows.base_distributions import BaseDistribution, DiagonalNormal, FullNormal
 
 # Activations held per inference chunk; bounds prediction memory whatever N is.
 INFERENCE_CHUNK_FLOATS = 2**24
@@ -76,8 +77,18 @@ class MixtureOfFlows(nn.Module):
         tril = None if base_scale_tril is None else torch.tril(base_scale_tril).clone().float()
         self.register_buffer("base_scale_tril", tril)
 
-    def _stacked_scale(self) -> Scale:
-        return self.base_std if self.base_scales is None else self.base_scales.reshape(-1, self.dim)
+    def base(self, restart: int | None = None) -> BaseDistribution:
+        """The base distributions of every flow of the stack (restart-major), or of one restart's K.
+
+        A :class:`~flowmix.flows.base_distributions.FullNormal` where the components have
+        full-covariance bases, else a :class:`~flowmix.flows.base_distributions.DiagonalNormal`.
+        """
+        rows = slice(None) if restart is None else slice(restart, restart + 1)
+        loc = self.base_means[rows].reshape(-1, self.dim)
+        if self.base_scale_tril is not None:
+            return FullNormal(loc, self.base_scale_tril[rows].reshape(-1, self.dim, self.dim))
+        scale = self.base_std if self.base_scales is None else self.base_scales[rows].reshape(-1, self.dim)
+        return DiagonalNormal(loc, scale)
 
     def log_weights(self) -> Tensor:
         """(R, K) log mixture weights."""
@@ -92,15 +103,7 @@ class MixtureOfFlows(nn.Module):
 
         x may also be (R * K, D, N): each stacked flow then has its own N points.
         """
-        means = self.base_means.reshape(-1, self.dim)
-        if self.base_scale_tril is None:
-            log_prob = self.flows.log_prob_columns(x, means, self._stacked_scale())
-        else:
-            z, log_det = self.flows.to_latent_columns(x)
-            log_prob = full_normal_log_prob_columns(
-                z, means, self.base_scale_tril.reshape(-1, self.dim, self.dim)
-            )
-            log_prob = log_prob + log_det
+        log_prob = self.flows.log_prob_columns(x, self.base())
         return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
@@ -149,12 +152,7 @@ class MixtureOfFlows(nn.Module):
         counts = torch.bincount(labels, minlength=self.n_components)
         width = int(counts.max())
         noise = torch.randn(self.n_components, width, self.dim, generator=generator).to(device)
-        if self.base_scale_tril is not None:
-            noise = noise @ self.base_scale_tril[0].transpose(1, 2)  # rows of L eps
-            scale: Tensor | float = 1.0
-        else:
-            scale = self.base_std if self.base_scales is None else self.base_scales[0][:, None, :]
-        z = self.base_means[0][:, None, :] + scale * noise
+        z = self.base(restart=0).from_standard(noise)
         x = self.flows.to_data(z.to(self.base_means.dtype))
         keep = torch.arange(width)[None, :] < counts[:, None]
         order = torch.argsort(labels, stable=True)
@@ -169,18 +167,3 @@ class MixtureOfFlows(nn.Module):
     def n_free_parameters(self) -> int:
         """Free parameters of one restart: the K flows' and K - 1 weights."""
         return self.flows.n_free_parameters() * self.n_components + self.n_components - 1
-
-
-def full_normal_log_prob_columns(z: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
-    """log N(z; loc, L L^T) for points as columns: z (S, D, N), loc (S, D), L (S, D, D) -> (S, N).
-
-    Examples
-    --------
-    >>> z = torch.zeros(1, 2, 3)
-    >>> round(float(full_normal_log_prob_columns(z, torch.zeros(1, 2), torch.eye(2)[None])[0, 0]), 4)
-    -1.8379
-    """
-    dim = z.shape[1]
-    standard = torch.linalg.solve_triangular(scale_tril, z - loc[:, :, None], upper=False)
-    log_det = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1, keepdim=True)
-    return -0.5 * standard.square().sum(1) - log_det - 0.5 * dim * math.log(2 * math.pi)

@@ -241,16 +241,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     inference_dtype : {"float32", "float64"}, default="float32"
         Precision of ``predict``, ``predict_proba``, ``score_samples``, ``score``, ``sample``
         and of ``labels_``; read when they run, so ``set_params`` changes it without refitting.
-        ``"float32"`` uses the trained float32 parameters as they are, and for MAFs with one
-        hidden layer skips the masked half of each weight matrix: several times the float64
-        throughput (benchmarks/predict_throughput.py). Its products round differently with the
-        shape of the batch, so a point's log density moves in its last float32 bits (relative
-        1e-7 to 1e-6) with the other points predicted together; labels change only at near-ties.
-        ``"float64"`` runs a float64 copy of the density: batch effects stay near 1e-14 and the
-        paper presets' results equal flowmix 0.1.0's bit for bit. scikit-learn's
-        ``check_estimator`` needs that (its subset and sample-order invariance checks compare
-        results to 1e-7 and 1e-9 absolute) and is run with ``inference_dtype="float64"``.
-        Models saved before this parameter existed load with ``"float64"``, as they predicted.
+        ``"float32"`` uses the trained float32 parameters as they are, with the flow family's
+        float32 kernel where it has one (flowmix.inference). Either way a point's results do
+        not depend on the other points of the call (float32 runs fixed-width blocks; float64
+        chunks move them by about 1e-14 at most). ``"float64"`` runs a float64 copy of the
+        density, the reference arithmetic in which the paper presets' results equal flowmix
+        0.1.0's bit for bit. Models saved before this parameter existed load with
+        ``"float64"``, as they predicted.
     random_state : int, RandomState or None, default=None
     checkpoint_dir : str or path, default=None
         Directory where the fit writes a checkpoint (model, Adam state, random generator state,
@@ -439,18 +436,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         this is: within ``GAUSSIAN_GAIN`` nats per point and dimension the clusters are about
         Gaussian and that fit is kept (with ``algorithm="auto"`` it is refitted with soft EM,
         whose posteriors place the boundaries of overlapping clusters without the bias of hard
-        assignments: breast cancer 0.80 -> 0.82, anisotropic blobs 0.80 -> 0.82 and 0.78 ->
-        0.80 ARI on the benchmark's two seeds). The refit starts from the same starts and keeps
-        the restart the first fit kept: it is there to move boundaries, not to choose the
-        partition again, and ranking its restarts anew by the partitions' Gaussian fit, whose
-        scores it brings within 0.03 nats of each other, kept a worse one on breast cancer
-        (seed 1: 0.69 where the first fit's restart refits to 0.78). Above it they have shapes a
+        assignments). The refit starts from the same starts and keeps the restart the first fit
+        kept: it is there to move boundaries, not to choose the partition again (the measured
+        reasons for both: docs/user_guide/recipe.rst). Above it they have shapes a
         Gaussian cannot take, and the mixture is fitted again with per-dimension base scales,
         whose flows are freer to bend. With
         ``selection="auto"`` spectral clustering's objective then picks the kept restart of
-        that fit and chooses between it and the first fit's kept model (on the smile, seed 0 of
-        the benchmark, the normalised cut preferred the first fit's partition, an eye joined to
-        the mouth; on moons, seed 0, it kept a restart of ARI 0.50 over one of 0.82).
+        that fit and chooses between it and the first fit's kept model (why this rule and not
+        the normalised cut: docs/user_guide/recipe.rst).
         """
         X = self._validate_X(X, reset=True)
         gaussian = self._stage("full")

@@ -186,10 +186,9 @@ def spectral_embedding(X: np.ndarray, n_components: int, seed: int, n_neighbours
     """Spectral embedding of the symmetric kNN connectivity graph of X (sparse eigensolver).
 
     Rows are scaled to unit length (Ng, Jordan and Weiss, 2001) so that k-means on the embedding
-    sees directions: on 2-D shapes this separated moons and smile better than the raw embedding
-    (benchmarks/clustering_quality.py, seed 0, graphs without self-loops: ARI 0.71 vs 0.49 and
-    0.98 vs 0.94). Graphs of :data:`SELF_LOOP_MIN_NEIGHBOURS` neighbours or more link every point
-    to itself.
+    sees directions rather than distances from the origin (the measured effect is in
+    docs/user_guide/recipe.rst). Graphs of :data:`SELF_LOOP_MIN_NEIGHBOURS` neighbours or more link
+    every point to itself.
     """
     from sklearn.manifold import spectral_embedding as embed
     from sklearn.neighbors import kneighbors_graph

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowmix.density import MixtureOfFlows, full_normal_log_prob_columns
+from flowmix.density import MixtureOfFlows
+from flowmix.flows.base_distributions import full_normal_log_prob_columns
 from flowmix.init import (
     SPECTRAL_MAX_POINTS,
     SPECTRAL_NEIGHBOUR_CYCLE,
@@ -26,7 +27,7 @@ from flowmix.init import (
     spectral_embedding,
     start_from_responsibilities,
 )
-from flowmix.training import TrainResult, joint_log_prob_in_chunks, mean_nll
+from flowmix.training import TrainResult, mean_nll, restart_labels
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
 
@@ -98,7 +99,7 @@ def _mean_normalised_cut(
     """(R,) normalised cuts of the restarts' partitions, averaged over symmetric kNN graphs of these sizes."""
     if density.n_components == 1 or train.shape[1] < 3:
         return np.zeros(density.n_restarts)  # nothing to cut
-    labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
+    labels = restart_labels(density, train)
     return normalised_cuts(train.T.double().cpu().numpy(), labels, density.n_components, neighbour_counts)
 
 
@@ -142,8 +143,8 @@ def spectral_inertias(points: np.ndarray, labels: np.ndarray, n_components: int)
     the 10-nearest-neighbour graph (:func:`flowmix.init.spectral_embedding`) to its cluster's mean
     row: what spectral clustering's k-means step minimises. Unlike the normalised cut, it does
     not reward a partition that joins a small cluster to the end of a long one through the few
-    edges between them (on the paper's smile the cut preferred an eye joined to a piece of the
-    mouth, ARI 0.73, to the right partition, 0.97). A partition that leaves a component empty
+    edges between them (as an eye joined to a piece of the mouth on the paper's smile; see
+    docs/user_guide/recipe.rst). A partition that leaves a component empty
     counts 4, the largest squared distance of unit vectors, per empty component. Sets above
     ``SPECTRAL_MAX_POINTS`` are scored on a fixed random subsample.
 
@@ -176,14 +177,12 @@ def spectral_inertias(points: np.ndarray, labels: np.ndarray, n_components: int)
 def spectral_objective(
     result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
 ) -> np.ndarray:
-    """Spectral clustering's objective of each restart's partition (:func:`spectral_inertias`).
+    """Spectral clustering's objective of each restart's partition (:func:`spectral_inertias`); lower is better.
 
-    Where the clusters are not Gaussian it ranks restarts better than the normalised cut: on the
-    moons of benchmarks/clustering_quality.py (seed 0) the cut kept a restart of ARI 0.50 over one
-    of 0.82, the spread ranked them the other way; on the smile it keeps the eyes apart from the
-    mouth where the cut joined them.
+    The rule for clusters that are not Gaussian, where it ranks restarts better than the
+    normalised cut (measurements: docs/user_guide/recipe.rst).
     """
-    labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
+    labels = restart_labels(density, train)
     return spectral_inertias(train.T.double().cpu().numpy(), labels, density.n_components)
 
 
@@ -246,7 +245,7 @@ def partition_gaussian_likelihood(
     validation points, and blind to how far the flows overfit.
     """
     points = train.T.double().cpu()
-    labels = joint_log_prob_in_chunks(density, train).argmax(1).cpu().numpy()  # (R, N)
+    labels = restart_labels(density, train)
     assignments = one_hot(labels, density.n_components)
     start = start_from_responsibilities(points.numpy(), assignments)
     k = density.n_components

@@ -1,8 +1,9 @@
 """Flow families: the registry the estimator builds its components from.
 
-Adding a family means writing one module with a :class:`~flowmix.flows.base.StackedFlow`
-subclass and adding it to :data:`FLOW_FAMILIES`; the contract tests (tests/test_flow_contract.py)
-then cover it.
+Adding an autoregressive family means writing a :class:`~flowmix.flows.base.Transformer` and an
+:class:`~flowmix.flows.base.AutoregressiveFlow` subclass that composes it with the stacked MADE
+(any other family subclasses :class:`~flowmix.flows.base.StackedFlow`), and adding it to
+:data:`FLOW_FAMILIES`; the contract tests (tests/test_flow_contract.py) then cover it.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-from flowmix.flows.base import AutoregressiveFlow
-from flowmix.nn import StackedMADE
+from flowmix.flows.base import AutoregressiveFlow, Transformer
 
 MIN_BIN_WIDTH = 1e-3
 MIN_BIN_HEIGHT = 1e-3
@@ -297,6 +296,41 @@ class _FusedSpline(torch.autograd.Function):
         return grad_x, grad, None
 
 
+class RationalQuadratic(Transformer):
+    """A monotonic rational-quadratic spline of ``n_bins`` bins on [-1, 1], identity outside.
+
+    Its parameters per coordinate are B widths, B heights and B - 1 inner knot derivatives. Its
+    kernel is the training step's forward with a hand-written backward (:class:`_FusedSpline`).
+    """
+
+    name = "rational-quadratic"
+
+    def __init__(self, n_bins: int):
+        self.n_bins = n_bins
+
+    def n_params(self) -> int:
+        return 3 * self.n_bins - 1
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        bins = self.n_bins
+        return params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
+
+    def forward(self, u: Tensor, params: Tensor, fused: bool) -> tuple[Tensor, Tensor]:
+        if fused:
+            return _FusedSpline.apply(u, params, self.n_bins)
+        return rational_quadratic_spline(u, *self._split(params), inverse=False, bin_dim=1)
+
+    def inverse(self, z: Tensor, params: Tensor) -> Tensor:
+        return rational_quadratic_spline(z, *self._split(params), inverse=True, bin_dim=1)[0]
+
+    def floats_per_layer(self, dim: int) -> int:
+        # The MADE's outputs, then about a dozen (D, B) tensors.
+        return (3 * self.n_bins - 1) * dim + 12 * self.n_bins * dim
+
+    def kernels(self) -> frozenset[str]:
+        return frozenset({"training"})
+
+
 class StackedSplineFlow(AutoregressiveFlow):
     """``S`` autoregressive rational-quadratic spline flows of ``n_layers`` layers each.
 
@@ -334,6 +368,7 @@ class StackedSplineFlow(AutoregressiveFlow):
     """
 
     family = "spline"
+    restores_order = True
 
     def __init__(
         self,
@@ -351,8 +386,9 @@ class StackedSplineFlow(AutoregressiveFlow):
             raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}.")
         if not isinstance(bound_margin, (int, float)) or not 0 <= bound_margin < math.inf:
             raise ValueError(f"bound_margin must be a finite number >= 0, got {bound_margin!r}.")
-        # B widths, B heights and B - 1 inner derivatives per dimension.
-        super().__init__(n_stack, dim, hidden_units, n_layers, activation, generator, n_params=3 * n_bins - 1)
+        super().__init__(
+            n_stack, dim, hidden_units, n_layers, activation, generator, RationalQuadratic(n_bins)
+        )
         self.n_bins, self.bound_margin = n_bins, float(bound_margin)
         with torch.no_grad():
             for made in self.mades:
@@ -364,11 +400,6 @@ class StackedSplineFlow(AutoregressiveFlow):
     def options(self) -> dict[str, Any]:
         return {"n_bins": self.n_bins, "bound_margin": self.bound_margin}
 
-    def floats_per_point(self) -> int:
-        # The MADE's hidden units and outputs, then about a dozen (D, B) tensors per layer.
-        per_layer = sum(self.hidden_units) + (3 * self.n_bins - 1) * self.dim + 12 * self.n_bins * self.dim
-        return per_layer * self.n_layers + 4 * self.dim
-
     @torch.no_grad()
     def prepare(self, x: Tensor) -> None:
         low, high = x.min(dim=0).values, x.max(dim=0).values
@@ -378,46 +409,9 @@ class StackedSplineFlow(AutoregressiveFlow):
         self.centre.copy_((low + high) / 2)
         self.half_width.copy_(half)
 
-    def _layer(self, made: StackedMADE, u: Tensor, inverse: bool, condition: Tensor) -> tuple[Tensor, Tensor]:
-        """One spline layer on u (S, D, N) with parameters from ``condition`` (S, D, N) or (D, N)."""
-        params = made(condition)  # (S, 3B - 1, D, N): the bins on axis 1, points contiguous
-        bins = self.n_bins
-        if self.fused and not inverse:
-            return _FusedSpline.apply(u, params, bins)
-        widths, heights, derivatives = params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
-        return rational_quadratic_spline(u, widths, heights, derivatives, inverse, bin_dim=1)
+    def to_flow_units(self, x: Tensor) -> Tensor:
+        """Box coordinates: (x - centre) / half_width, in [-1, 1] on the (widened) data box."""
+        return (x - self.centre[:, None]) / self.half_width[:, None]
 
-    def _n_flips(self) -> int:
-        return self.n_layers - 1
-
-    def to_latent_columns(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        u = (x - self.centre[:, None]) / self.half_width[:, None]
-        log_det: Tensor | float = 0.0
-        for i, made in enumerate(self.mades):
-            # Shared points (D, N) go through the first MADE as one GEMM; the spline needs the stack.
-            condition = u
-            if u.dim() == 2:
-                u = u.expand(self.n_stack, *u.shape)
-            u, layer_log_det = self._layer(made, u, False, condition)
-            log_det = log_det + layer_log_det.sum(1)
-            if i < self.n_layers - 1:
-                u = u.flip(1)
-        if self._n_flips() % 2:
-            u = u.flip(1)  # back to the data's order, where base locations live
-        return self.centre[:, None] + self.half_width[:, None] * u, log_det
-
-    @torch.no_grad()
-    def to_data(self, z: Tensor) -> Tensor:
-        """Latent to data: D network passes per layer, each spline inverted in closed form."""
-        u = ((z - self.centre) / self.half_width).transpose(1, 2)
-        if self._n_flips() % 2:
-            u = u.flip(1)
-        for i in reversed(range(self.n_layers)):
-            if i < self.n_layers - 1:
-                u = u.flip(1)
-            x = torch.zeros_like(u)
-            # After pass d, coordinates 0..d are exact: each depends only on earlier ones.
-            for _ in range(self.dim):
-                x, _ = self._layer(self.mades[i], u, True, x)
-            u = x
-        return (self.centre + self.half_width * u.transpose(1, 2)).contiguous()
+    def from_flow_units(self, u: Tensor) -> Tensor:
+        return self.centre[:, None] + self.half_width[:, None] * u

@@ -1,1 +1,0 @@
-"""Evaluation: clustering metrics (pure functions) and the baselines flowmix is compared with."""

@@ -1,1 +1,0 @@
-"""Figures drawn with matplotlib from arrays or fitted models; nothing here fits anything."""
