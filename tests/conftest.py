@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from sklearn.datasets import make_blobs, make_circles
 
 from flowmix.paper.data import files as dsfiles
 
@@ -21,3 +23,25 @@ def isolated(monkeypatch, tmp_path):
 def offline(isolated, monkeypatch):
     """``isolated``, with downloads switched off as well (``FLOWMIX_NO_DOWNLOAD=1``)."""
     monkeypatch.setenv("FLOWMIX_NO_DOWNLOAD", "1")
+
+
+@pytest.fixture(scope="module")
+def circles():
+    """Two rings, 400 points, labels."""
+    X, y = make_circles(400, noise=0.03, factor=0.5, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def three_blobs():
+    """Three well-separated 2-D blobs, 300 points, labels."""
+    X, y = make_blobs(300, centers=[[0, 0], [6, 0], [0, 6]], cluster_std=1.0, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def two_tight_blobs():
+    """Two tight 2-D blobs at (0, 0) and (1, 1), 200 points, labels."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 0.05, (100, 2)), rng.normal(1, 0.05, (100, 2))])
+    return X, np.repeat([0, 1], 100)

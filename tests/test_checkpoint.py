@@ -17,7 +17,7 @@ from flowmix import FlowMixture
 from flowmix.checkpoint import CHECKPOINT_FILE, FitCheckpoint
 
 X, _ = make_moons(300, noise=0.05, random_state=0)
-# One fit (diagonal bases, graph cut): the default's two fits checkpoint apart (tests/test_recipe.py).
+# One fit (diagonal bases, graph cut): the default's two fits checkpoint apart (tests/test_estimator.py).
 SETTINGS = {"n_epochs": 24, "pretrain_epochs": 8, "n_init": 2, "batch_size": 100, "random_state": 0,
             "covariance_type": "diag", "selection": "graph-cut"}  # fmt: skip
 

@@ -236,7 +236,7 @@ def test_chunked_inference_equals_one_chunk(fitted, monkeypatch):
 
     model, X = fitted
     # float64, whose products of other widths round differently in the last bits only (float32
-    # chunks: tests/test_inference_dtype.py).
+    # chunks: tests/test_inference.py).
     model = copy.deepcopy(model).set_params(inference_dtype="float64")
     whole = model.score_samples(X)
     per_point = model.n_components * model.density_.flows.floats_per_point()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_inference_dtype import trained_like
+from test_inference import trained_like
 
 from flowmix.flows import make_flow
 from flowmix.flows.base_distributions import DiagonalNormal

@@ -7,6 +7,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from test_density import _correlated
 
 from flowmix import FlowMixture, persistence
 
@@ -171,4 +172,22 @@ def test_unknown_format_version_is_refused(fitted, tmp_path):
     config["format_version"] = 99
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="version 99.*a newer flowmix may read it"):
+        FlowMixture.load(path)
+
+
+def test_a_model_file_whose_covariance_factor_is_not_triangular_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    X = _correlated()
+    path = (
+        FlowMixture(
+            2, init="gmm", covariance_type="full", n_init=1, n_epochs=1, pretrain_epochs=1, random_state=0
+        )
+        .fit(X)
+        .save(tmp_path / "m")
+    )
+    tensors = load_file(str(path / "model.safetensors"))
+    tensors["base_scale_tril"][0, 0, 0, 2] = 0.5
+    save_file(tensors, str(path / "model.safetensors"))
+    with pytest.raises(ValueError, match="lower-triangular with a positive diagonal"):
         FlowMixture.load(path)

@@ -36,7 +36,7 @@ METADATA, REFERENCE = _reference()
 @pytest.mark.parametrize("case", reference_cases(), ids=lambda case: case[0])
 def test_fit_is_bit_identical_to_flowmix_0_1(case):
     name, model, X = case
-    # flowmix 0.1.0 predicted and scored in float64 (float32 inference: tests/test_inference_dtype.py).
+    # flowmix 0.1.0 predicted and scored in float64 (float32 inference: tests/test_inference.py).
     model.set_params(inference_dtype="float64")
     got = fitted_tensors(name, model.fit(X), X)
     expected = {key: value for key, value in REFERENCE.items() if key.startswith(f"{name}/")}

@@ -22,7 +22,7 @@ def test_check_estimator_passes_with_the_defaults(flow):
     # family ("spline" is the default). That includes inference_dtype="float32":
     # check_methods_subset_invariance and check_methods_sample_order_invariance compare a
     # point's results computed with other points to 1e-7 and 1e-9 absolute, which float32
-    # inference meets bit for bit (flowmix.inference, tests/test_inference_dtype.py).
+    # inference meets bit for bit (flowmix.inference, tests/test_inference.py).
     estimator = FlowMixture(3, flow=flow, n_epochs=40)
     results = check_estimator(estimator, on_fail=None, on_skip=None)
     failed = [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]

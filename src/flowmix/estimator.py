@@ -48,6 +48,7 @@ from flowmix.init import (
     one_hot,
     shrunk_covariances,
 )
+from flowmix.memory_budget import FitPlan, fit_plan, flow_parameter_count, resolve_budget
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, select, spectral_inertias
@@ -72,6 +73,7 @@ _NOT_FINGERPRINTED = frozenset(
         "checkpoint_every_epochs",
         "checkpoint_every_seconds",
         "inference_dtype",  # read after training only
+        "max_memory",  # a budget; where it makes batch_size="auto" smaller, that batch is fingerprinted
     }
 )
 
@@ -216,8 +218,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Points per mini-batch. ``"auto"``: half of the training points, within
         [``AUTO_BATCH_MIN``, ``AUTO_BATCH_MAX``] = [512, 2048], so that a data set of up to
         4096 points takes at most two steps an epoch (a fit's time on small data is the count of
-        its steps: each costs about the same there; with a quarter, the 2048- and 3200-point toy
-        fits of the clustering benchmark took 1.2-1.4x as long for about the same ARI).
+        its steps, which cost about the same there; the rule's measurements are in
+        docs/user_guide/recipe.rst).
     learning_rate : float, default=3e-3
         Adam step size (other Adam settings are TensorFlow's defaults, as the paper).
     n_init : int, default=3
@@ -248,6 +250,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         density, the reference arithmetic in which the paper presets' results equal flowmix
         0.1.0's bit for bit. Models saved before this parameter existed load with
         ``"float64"``, as they predicted.
+    max_memory : int or "auto", default="auto"
+        Bytes a fit may use at its peak (flowmix.memory_budget): parameters with their gradients and
+        Adam's moments, the training points, and one mini-batch step's activations, estimated
+        from the architecture before anything is allocated. ``"auto"``: half of the memory
+        available when ``fit`` starts (RAM, or the GPU's free memory). Where the estimate is
+        above it, ``batch_size="auto"`` takes a smaller mini-batch that fits; otherwise ``fit``
+        refuses with a ValueError that names the settings to change.
     random_state : int, RandomState or None, default=None
     checkpoint_dir : str or path, default=None
         Directory where the fit writes a checkpoint (model, Adam state, random generator state,
@@ -275,6 +284,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Every restart's score under ``selection`` (lower is better; inf for a stopped restart).
         After the soft-EM refit of ``algorithm="auto"``, the refit's scores: its kept restart
         is the one the first fit kept (``best_restart_``), whatever they say.
+    memory_plan_ : flowmix.memory_budget.FitPlan
+        The last fit's memory plan: the mini-batch size it trained with and its estimated peak
+        in bytes (``memory_plan_.peak``) within ``memory_plan_.budget``.
     empty_components_ : ndarray of int
         Components that no training point belongs to after fitting.
     weights_ : ndarray of shape (n_components,)
@@ -359,6 +371,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         shuffle_buffer: int | None = None,
         device: str = "cpu",
         inference_dtype: str = "float32",
+        max_memory: int | str = "auto",
         random_state: Any = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_epochs: int | None = 10,
@@ -391,6 +404,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.shuffle_buffer = shuffle_buffer
         self.device = device
         self.inference_dtype = inference_dtype
+        self.max_memory = max_memory
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every_epochs = checkpoint_every_epochs
@@ -510,6 +524,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if world_size > 1 and device.type == "cuda" and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        # Before anything large is allocated: a fit that cannot fit max_memory stops here.
+        self.memory_plan_ = self._memory_plan(n_samples - self._n_validation(n_samples), X.shape[1], device)
         checkpoint, resumed = self._open_checkpoint(X, seed, rank, world_size)
         if resumed is not None:
             seed = resumed.context["seed"]
@@ -536,7 +552,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         config = TrainConfig(
             n_epochs=self.n_epochs,
-            batch_size=resolve_batch_size(self.batch_size, len(train_X)),
+            batch_size=self.memory_plan_.batch_size,
             learning_rate=self.learning_rate,
             shuffle=self.shuffle,
             generator=torch.Generator().manual_seed(seed + 1),
@@ -594,6 +610,27 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.gaussian_gain_ = gain_over_gmm(nll, columns, validation, self.n_components)
         return self
 
+    def _memory_plan(self, n_samples: int, dim: int, device: torch.device) -> FitPlan:
+        """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``."""
+        flow_parameters, floats_per_point = flow_parameter_count(
+            self.flow,
+            dim,
+            hidden_units=self.hidden_units,
+            n_layers=self.n_layers,
+            activation=self.activation,
+            flow_params=self.flow_params,
+        )
+        return fit_plan(
+            n_samples=n_samples,
+            dim=dim,
+            n_stack=self.n_init * self.n_components,
+            flow_parameters=flow_parameters,
+            floats_per_point=floats_per_point,
+            batch_size=resolve_batch_size(self.batch_size, n_samples),
+            auto_batch=self.batch_size == "auto",
+            budget=resolve_budget(self.max_memory, device),
+        )
+
     def _early_stopping(self) -> bool:
         """Whether this fit stops early: ``early_stopping="auto"`` does for full-covariance starts."""
         if self.early_stopping == "auto":
@@ -608,11 +645,15 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_validation = round(self.validation_fraction * n_samples)
         return n_validation >= 1 and n_samples - n_validation >= self.n_components
 
+    def _n_validation(self, n_samples: int) -> int:
+        """How many of ``n_samples`` points the fit holds out (0 where it holds none out)."""
+        return round(self.validation_fraction * n_samples) if self._holds_out() else 0
+
     def _split_validation(self, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(training rows, validation rows or None): early stopping and the held-out selections hold rows out."""
         if not self._holds_out():
             return np.arange(n_samples), None
-        n_validation = round(self.validation_fraction * n_samples)
+        n_validation = self._n_validation(n_samples)
         if not self._can_hold_out(n_samples):
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves {n_validation} validation and "
@@ -704,8 +745,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 del settings[name]
         if not isinstance(self.init, str):
             settings["init"] = fingerprint({}, np.asarray(self.init))
-        if self.batch_size == "auto":
-            settings["batch_size"] = _AUTO_BATCH_RULE
+        if self.batch_size == "auto":  # the rule, or the smaller batch that max_memory made it take
+            plan = self.memory_plan_
+            settings["batch_size"] = plan.batch_size if plan.shrunk else _AUTO_BATCH_RULE
         settings["flowmix"] = __version__
         folder = Path(self.checkpoint_dir)
         if world_size > 1:
@@ -908,6 +950,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         for name in ("n_components", "n_epochs", "n_init", "n_iter_no_change"):
             positive_int(name, getattr(self, name))
         positive_int("batch_size", self.batch_size, or_auto=True)
+        positive_int("max_memory", self.max_memory, or_auto=True)
         if self.checkpoint_every_epochs is not None:
             positive_int("checkpoint_every_epochs", self.checkpoint_every_epochs)
         seconds = self.checkpoint_every_seconds

@@ -69,6 +69,11 @@ class StackedFlow(nn.Module):
         """Activations held per point and stacked flow by one inference pass (sizes chunks)."""
         raise NotImplementedError
 
+    def training_floats_per_point(self) -> int:
+        """Activations per point and stacked flow that one training step keeps for its backward
+        pass, an upper bound (flowmix.memory_budget); three inference passes' unless a family knows better."""
+        return 3 * self.floats_per_point()
+
     def config(self) -> dict[str, Any]:
         """JSON-serialisable keyword arguments that rebuild this family's architecture."""
         raise NotImplementedError
@@ -174,6 +179,10 @@ class Transformer:
         """Activations per point and flow a layer holds beyond its conditioner's hidden units."""
         raise NotImplementedError
 
+    def training_floats_per_layer(self, dim: int) -> int:
+        """Activations per point and flow a training step keeps for its backward pass, beyond the conditioner's."""
+        raise NotImplementedError
+
     def kernels(self) -> frozenset[str]:
         """The fast kernels this transformer has (see the class notes); the rest run generically."""
         return frozenset()
@@ -251,6 +260,12 @@ class AutoregressiveFlow(StackedFlow):
 
     def floats_per_point(self) -> int:
         per_layer = sum(self.hidden_units) + self.transformer.floats_per_layer(self.dim)
+        return per_layer * self.n_layers + 4 * self.dim
+
+    def training_floats_per_point(self) -> int:
+        # The MADE keeps each hidden layer's pre-activation and activation, and its gradient
+        # passes through one more tensor of that size.
+        per_layer = 3 * sum(self.hidden_units) + self.transformer.training_floats_per_layer(self.dim)
         return per_layer * self.n_layers + 4 * self.dim
 
     def _through_layers(self, u: Tensor, n_layers: int) -> tuple[Tensor, Tensor | float]:

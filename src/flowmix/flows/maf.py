@@ -46,6 +46,9 @@ class Affine(Transformer):
         # depend on the chunks in their last bits.
         return 0
 
+    def training_floats_per_layer(self, dim: int) -> int:
+        return 4 * dim  # the conditioner's shift and log-scale, the output and exp(-log_scale)
+
     def kernels(self) -> frozenset[str]:
         return frozenset({"last-layer-with-base", "float32-inference"})
 

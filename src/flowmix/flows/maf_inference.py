@@ -53,8 +53,8 @@ class BlockedMAF:
     a block of consecutive dimensions only a prefix of the hidden units. With B blocks the
     products cover (B + 1) / (2B) of the dense weights (56% at B = 8). The first layer reads
     strided views of the flow's own weights; each block of the output layer's shift and
-    log-scale rows is packed once into one matrix (about 10% faster than two products on views,
-    at the cost of a copy of 56% of those weights while the object lives). The last layer's
+    log-scale rows is packed once into one matrix (one product instead of two on views, at the
+    cost of a copy of 56% of those weights while the object lives). The last layer's
     affine map, its log-determinant and the base normal are applied block by block, so the
     (S, 2D, N) output of the last MADE never exists whole.
 

@@ -327,6 +327,11 @@ class RationalQuadratic(Transformer):
         # The MADE's outputs, then about a dozen (D, B) tensors.
         return (3 * self.n_bins - 1) * dim + 12 * self.n_bins * dim
 
+    def training_floats_per_layer(self, dim: int) -> int:
+        # The conditioner's 3B - 1 outputs, the training kernel's bin shares (2B) and inner
+        # derivatives (B - 1) and about sixteen per-coordinate intermediates it saves.
+        return (6 * self.n_bins + 16) * dim
+
     def kernels(self) -> frozenset[str]:
         return frozenset({"training"})
 

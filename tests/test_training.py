@@ -1,0 +1,111 @@
+"""Training algorithms (flowmix.training): EM and maximum likelihood over the whole stack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from flowmix import FlowMixture, training
+from flowmix.density import MixtureOfFlows
+from flowmix.flows import make_flow
+
+
+@pytest.mark.parametrize("algorithm", ["hard-em", "soft-em", "annealed-em", "mle"])
+def test_every_algorithm_keeps_a_correct_start_and_lowers_its_loss(three_blobs, algorithm):
+    X, y = three_blobs
+    model = FlowMixture(3, init=y, algorithm=algorithm, selection="likelihood", n_init=1, n_epochs=15,
+                        pretrain_epochs=10, batch_size=100, random_state=0).fit(X)  # fmt: skip
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+    assert model.empty_components_.size == 0
+
+
+def _two_component_density(dim=2):
+    flows = make_flow("maf", 2, dim, hidden_units=(4,), generator=torch.Generator().manual_seed(0))
+    return MixtureOfFlows(flows, torch.tensor([[[0.0, 0.0], [5.0, 5.0]]]), 1.0)
+
+
+def test_hard_em_weights_are_the_shares_held_above_the_floor():
+    density = _two_component_density()
+    training._set_weights(density, torch.tensor([[100.0, 0.0]]))
+    weights = density.log_weights().exp()[0]
+    floor = training.WEIGHT_FLOOR / 2
+    np.testing.assert_allclose(weights.detach().numpy(), [1 / (1 + floor), floor / (1 + floor)], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "batch_size", "interval"),
+    [(64, 16, 4), (2048, 512, 4), (3200, 800, 4), (1000, 512, 8), (10_000, 512, 1), (50, 512, 16)],
+)
+def test_an_e_step_comes_every_sixteen_steps_at_least(n_samples, batch_size, interval):
+    assert training.e_step_interval(n_samples, batch_size) == interval
+
+
+@pytest.mark.parametrize("algorithm", ["hard-em", "soft-em", "annealed-em"])
+def test_em_runs_its_e_steps_at_the_interval(monkeypatch, algorithm):
+    X = torch.as_tensor(np.random.RandomState(0).normal(size=(64, 2)).T, dtype=torch.float32)
+    density = _two_component_density()
+    passes = []
+    original = training.joint_log_prob_in_chunks
+
+    def counted(model, columns):
+        passes.append(columns.shape[1])
+        return original(model, columns)
+
+    monkeypatch.setattr(training, "joint_log_prob_in_chunks", counted)
+    config = training.TrainConfig(n_epochs=10, batch_size=16, generator=torch.Generator().manual_seed(0))
+    training.get_algorithm(algorithm)(density, X, config)
+    assert passes == [64] * 3  # epochs 0, 4 and 8 at 4 steps an epoch
+
+
+@pytest.mark.parametrize(("n_samples", "expected"), [(100, 512), (1024, 512), (2048, 1024), (3201, 1601),
+                                                     (4096, 2048), (100_000, 2048)])  # fmt: skip
+def test_the_automatic_batch_is_half_of_the_points_within_bounds(n_samples, expected):
+    from flowmix.estimator import resolve_batch_size
+
+    assert resolve_batch_size("auto", n_samples) == expected
+    assert resolve_batch_size(300, n_samples) == 300
+
+
+def test_soft_em_trains_each_flow_on_the_points_it_has_a_share_of():
+    shares = torch.tensor([[[0.9995, 0.2, 0.0004], [0.0005, 0.8, 0.0004], [0.0, 0.0, 0.9992]]])
+    kept = training.truncate_posteriors(shares)
+    np.testing.assert_allclose(kept[0].numpy(), [[1, 0.2, 0], [0, 0.8, 0], [0, 0, 1]], atol=1e-7)
+    # K > 1000: every share can lie below the floor; the largest is kept, so no point is left out.
+    many = torch.softmax(torch.linspace(0, 1, 2000), dim=0)[None, :, None]
+    assert (many < training.POSTERIOR_FLOOR).all()
+    kept = training.truncate_posteriors(many)[0, :, 0]
+    assert kept[-1] == 1 and (kept[:-1] == 0).all()
+
+
+# Diagonal bases, chosen by the graph cut: one fit on every point, where the default recipe
+# (covariance_type="auto") may fit twice and holds points out.
+ONE_FIT_ON_ALL_POINTS = {"covariance_type": "diag", "selection": "graph-cut"}
+
+
+def test_a_training_algorithm_is_called_by_name(two_tight_blobs, monkeypatch):
+    X, _ = two_tight_blobs
+    seen = {}
+
+    def one_epoch_mle(density, columns, config):
+        seen["columns"], seen["epochs"] = tuple(columns.shape), config.n_epochs
+        config.n_epochs = 1
+        return training.maximum_likelihood(density, columns, config)
+
+    monkeypatch.setitem(training.ALGORITHMS, "one-epoch", one_epoch_mle)
+    model = FlowMixture(2, algorithm="one-epoch", n_epochs=30, random_state=0, **ONE_FIT_ON_ALL_POINTS).fit(X)
+    assert seen == {"columns": (2, 200), "epochs": 30}
+    assert model.n_iter_ == 1 and model.loss_curve_.shape == (1,)
+
+
+def test_assigned_nll_is_each_points_own_component_nll():
+    from flowmix.training import mean_assigned_nll
+
+    density = MixtureOfFlows(make_flow("maf", 2, 2), torch.tensor([[[0.0, 0.0], [3.0, 3.0]]]), 1.0)
+    points = torch.randn(2, 9)
+    r = torch.nn.functional.one_hot(torch.arange(9) % 2, 2).T[None].float()
+    component = density.component_log_prob_columns(points).detach()[0]
+    expected = -component[torch.arange(9) % 2, torch.arange(9)].double().mean()
+    assert mean_assigned_nll(density, points, r)[0] == pytest.approx(float(expected), rel=1e-6)
