@@ -25,8 +25,11 @@ venv: $(BIN)/activate
 demo: venv
 	$(BIN)/flowmix demo --out results/demo
 
+# The paper presets' bit-for-bit reference (tests/test_reference.py) was written with torch's AVX2
+# kernels; a CPU where torch would pick AVX-512 runs it again with AVX2 (it skips on another CPU).
 test: lint
 	$(BIN)/python -m pytest -q
+	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_reference.py -rs
 
 # The floors of pyproject.toml, pinned (.ci/min_constraints.py), and torch as constraints.txt pins it.
 # Rebuilt from scratch when the floors change, so no newer version lingers; the stamp is written last,
