@@ -210,3 +210,19 @@ def test_models_saved_before_inference_dtype_load_in_float64():
     X = np.random.RandomState(0).rand(50, 3)
     reference = model.score_samples(X)
     close_in_float32(model.set_params(inference_dtype="float32").score_samples(X), reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_byte_budget_makes_chunks_smaller_and_refuses_what_cannot_fit(dtype):
+    density = invariance_mixture("spline", (16,), False)
+    free = Inference(density, dtype)
+    model = sum(t.numel() * t.element_size() for t in [*free.density.parameters(), *free.density.buffers()])
+    smallest = free.points_per_block or 1
+    per_point = free._bytes_per_point()
+    tight = Inference(density, dtype, max_bytes=model + 3 * smallest * per_point + per_point // 2)
+    assert tight.points_per_chunk == 3 * smallest < free.points_per_chunk
+    x = torch.rand(500, 5, generator=torch.Generator().manual_seed(8))
+    if dtype == torch.float32:  # whole blocks either way: the same bits
+        assert torch.equal(tight.joint_log_prob(x), free.joint_log_prob(x))
+    with pytest.raises(ValueError, match=r"raise max_memory \(set_params works on a fitted model\)"):
+        Inference(density, dtype, max_bytes=model + smallest * per_point - 1)

@@ -121,3 +121,15 @@ def test_a_fit_under_a_tight_budget_takes_a_smaller_batch_and_stays_under_it():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["shrunk"] and result["batch"] == 150 and result["peak"] <= budget
     assert result["grown"] <= budget, result
+
+
+def test_predictions_keep_within_the_budget_and_refuse_below_one_chunk():
+    X = np.random.default_rng(1).random((600, 3), dtype=np.float32)
+    model = FlowMixture(2, n_epochs=3, pretrain_epochs=2, random_state=0).fit(X)
+    labels, scores = model.predict(X), model.score_samples(X)
+    model.set_params(max_memory=48 * 2**20)  # smaller chunks than the default 128 MiB of activations
+    np.testing.assert_array_equal(model.predict(X), labels)
+    np.testing.assert_array_equal(model.score_samples(X), scores)
+    model.set_params(max_memory=10_000)
+    with pytest.raises(ValueError, match="max_memory leaves 0.0 MiB for them"):
+        model.predict(X)

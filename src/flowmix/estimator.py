@@ -256,7 +256,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         from the architecture before anything is allocated. ``"auto"``: half of the memory
         available when ``fit`` starts (RAM, or the GPU's free memory). Where the estimate is
         above it, ``batch_size="auto"`` takes a smaller mini-batch that fits; otherwise ``fit``
-        refuses with a ValueError that names the settings to change.
+        refuses with a ValueError that names the settings to change. Prediction and scoring keep
+        the model, one chunk of points and the (N, K) outputs within it (smaller chunks where
+        needed, flowmix.inference), and refuse the same way where even one chunk does not fit.
     random_state : int, RandomState or None, default=None
     checkpoint_dir : str or path, default=None
         Directory where the fit writes a checkpoint (model, Adam state, random generator state,
@@ -854,8 +856,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     @flush_denormals()
     def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
         """As :meth:`_joint_log_prob` for an already validated array, in ``inference_dtype``."""
-        inference = Inference(self.density_, torch_inference_dtype(self.inference_dtype))
         device = self.density_.logits.device
+        # What max_memory leaves for the model and a chunk once the (N, K) outputs are held.
+        budget = (
+            resolve_budget(getattr(self, "max_memory", "auto"), device) - 8 * X.shape[0] * self.n_components
+        )
+        inference = Inference(self.density_, torch_inference_dtype(self.inference_dtype), max_bytes=budget)
         chunk = inference.points_per_chunk
         out = np.empty((X.shape[0], self.n_components), dtype=np.float64)
         for start in range(0, X.shape[0], chunk):
@@ -865,7 +871,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         # stays finite; those rows (rare) are computed again in float64.
         far = np.flatnonzero(~np.isfinite(out).all(axis=1))
         if far.size and inference.dtype != torch.float64:
-            exact = Inference(self.density_, torch.float64)
+            exact = Inference(self.density_, torch.float64, max_bytes=budget)
             for start in range(0, far.size, exact.points_per_chunk):
                 rows = far[start : start + exact.points_per_chunk]
                 part = torch.as_tensor(X[rows], device=device)

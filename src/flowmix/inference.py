@@ -23,6 +23,7 @@ Two precisions, chosen by the estimator's ``inference_dtype``:
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 
 import torch
@@ -80,6 +81,10 @@ class Inference:
         a float64 copy is made for float64 inference of a float32 density (and the reverse).
     dtype : torch.dtype
         ``torch.float32`` or ``torch.float64``.
+    max_bytes : int or None, default=None
+        Bytes the model (in ``dtype``) and one chunk's activations may take together: chunks are
+        made smaller to fit (whole blocks in float32), and a budget too small for one block (one
+        point in float64) is refused with a ValueError. None: the default chunk sizes.
 
     Attributes
     ----------
@@ -108,7 +113,7 @@ class Inference:
     True
     """
 
-    def __init__(self, density: MixtureOfFlows, dtype: torch.dtype):
+    def __init__(self, density: MixtureOfFlows, dtype: torch.dtype, max_bytes: int | None = None):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}.")
         self.dtype = dtype
@@ -137,6 +142,42 @@ class Inference:
             # The float64 path's bytes, in float32 numbers, rounded down to whole blocks.
             blocks = 2 * density_module.INFERENCE_CHUNK_FLOATS // (per_point * self.points_per_block)
             self.points_per_chunk = self.points_per_block * max(1, blocks)
+        if max_bytes is not None:
+            self._keep_within(max_bytes)
+
+    def _bytes_per_point(self) -> int:
+        """Activations one point of a chunk holds, in bytes (what the chunk sizes above count)."""
+        density = self.density
+        if self.dtype == torch.float64:
+            return 8 * density.n_components * density.flows.floats_per_point()
+        floats = (
+            self.blocked.floats_per_point()
+            if self.blocked is not None
+            else density.n_restarts * density.n_components * density.flows.floats_per_point()
+        )
+        return 4 * floats
+
+    def _keep_within(self, max_bytes: int) -> None:
+        """Smaller chunks where the model and one chunk's activations would take more than ``max_bytes``.
+
+        float32 chunks stay whole blocks (the block width is the model's, whatever the budget);
+        a budget that cannot hold the model and one block (one point in float64) is refused.
+        """
+        held = itertools.chain(self.density.parameters(), self.density.buffers())
+        model = sum(t.numel() * t.element_size() for t in held)
+        per_point, smallest = self._bytes_per_point(), self.points_per_block or 1
+        if max_bytes - model < smallest * per_point:
+            mib = 2.0**20
+            raise ValueError(
+                f"Evaluating this model needs {model / mib:.1f} MiB for its parameters and "
+                f"{smallest * per_point / mib:.1f} MiB for the smallest chunk of points "
+                f"({smallest}), but max_memory leaves {max(max_bytes, 0) / mib:.1f} MiB for them (after the "
+                "outputs): raise max_memory (set_params works on a fitted model), or predict fewer "
+                "points at a time."
+            )
+        fitting = (max_bytes - model) // per_point
+        if fitting < self.points_per_chunk:
+            self.points_per_chunk = int(fitting // smallest * smallest)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
         """log pi_rk + log flow_rk(x) for one chunk: x (n, D) -> (R, K, n) in ``dtype``.
