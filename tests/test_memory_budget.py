@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from flowmix import FlowMixture
+from flowmix.inference import Inference
 from flowmix.memory_budget import (
     FLOAT_BYTES,
     INFERENCE_CHUNK_BYTES,
     OVERHEAD_BYTES,
     PARAMETER_COPIES,
+    available_memory,
     fit_plan,
-    flow_parameter_count,
+    flow_footprint,
     resolve_budget,
 )
 
@@ -29,7 +31,7 @@ def test_the_parameter_count_is_the_built_flows():
     from flowmix.flows import make_flow
 
     for flow, hidden in (("spline", (16,)), ("maf", (32, 8))):
-        count, floats = flow_parameter_count(
+        count, floats = flow_footprint(
             flow, 5, hidden_units=hidden, n_layers=2, activation=None, flow_params=None
         )
         built = make_flow(flow, 3, 5, hidden_units=hidden, n_layers=2)
@@ -65,8 +67,9 @@ def test_an_automatic_batch_shrinks_to_the_largest_that_fits():
 
 
 def test_the_automatic_budget_is_half_of_the_available_memory():
-    budget = resolve_budget("auto", torch.device("cpu"))
-    assert budget > 0
+    cpu = torch.device("cpu")
+    available, budget = available_memory(cpu), resolve_budget("auto", cpu)
+    assert available > 0 and abs(budget - available / 2) < 0.05 * available  # memory moves meanwhile
     assert resolve_budget(12345, torch.device("cpu")) == 12345
 
 
@@ -96,6 +99,7 @@ CHILD = """
 import json, resource, sys
 import numpy as np
 from flowmix import FlowMixture
+from flowmix.inference import Inference
 budget = int(sys.argv[1])
 X = np.random.default_rng(0).random((3000, 20), dtype=np.float32)
 model = FlowMixture(4, hidden_units=(64,), n_epochs=2, pretrain_epochs=1, covariance_type="diag",
@@ -110,7 +114,7 @@ print(json.dumps({"grown": grown, "batch": model.memory_plan_.batch_size, "shrun
 
 def test_a_fit_under_a_tight_budget_takes_a_smaller_batch_and_stays_under_it():
     # The budget leaves room for about a tenth of the automatic batch (1500 points).
-    count, floats = flow_parameter_count("spline", 20, hidden_units=(64,), n_layers=None, activation=None,
+    count, floats = flow_footprint("spline", 20, hidden_units=(64,), n_layers=None, activation=None,
                                          flow_params=None)  # fmt: skip
     plan = fit_plan(n_samples=3000, dim=20, n_stack=12, flow_parameters=count, floats_per_point=floats,
                     batch_size=1500, auto_batch=True, budget=2**62)  # fmt: skip
@@ -127,7 +131,11 @@ def test_predictions_keep_within_the_budget_and_refuse_below_one_chunk():
     X = np.random.default_rng(1).random((600, 3), dtype=np.float32)
     model = FlowMixture(2, n_epochs=3, pretrain_epochs=2, random_state=0).fit(X)
     labels, scores = model.predict(X), model.score_samples(X)
-    model.set_params(max_memory=48 * 2**20)  # smaller chunks than the default 128 MiB of activations
+    budget = 48 * 2**20
+    outputs = 8 * len(X) * 2
+    smaller = Inference(model.density_, torch.float32, max_bytes=budget - outputs).points_per_chunk
+    assert smaller < Inference(model.density_, torch.float32).points_per_chunk  # the budget binds
+    model.set_params(max_memory=budget)
     np.testing.assert_array_equal(model.predict(X), labels)
     np.testing.assert_array_equal(model.score_samples(X), scores)
     model.set_params(max_memory=10_000)

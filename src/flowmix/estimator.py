@@ -48,7 +48,7 @@ from flowmix.init import (
     one_hot,
     shrunk_covariances,
 )
-from flowmix.memory_budget import FitPlan, fit_plan, flow_parameter_count, resolve_budget
+from flowmix.memory_budget import FitPlan, fit_plan, flow_footprint, resolve_budget
 from flowmix.nn import ACTIVATIONS
 from flowmix.presets import preset_params
 from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, select, spectral_inertias
@@ -614,7 +614,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     def _memory_plan(self, n_samples: int, dim: int, device: torch.device) -> FitPlan:
         """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``."""
-        flow_parameters, floats_per_point = flow_parameter_count(
+        flow_parameters, floats_per_point = flow_footprint(
             self.flow,
             dim,
             hidden_units=self.hidden_units,
@@ -858,9 +858,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """As :meth:`_joint_log_prob` for an already validated array, in ``inference_dtype``."""
         device = self.density_.logits.device
         # What max_memory leaves for the model and a chunk once the (N, K) outputs are held.
-        budget = (
-            resolve_budget(getattr(self, "max_memory", "auto"), device) - 8 * X.shape[0] * self.n_components
-        )
+        budget = resolve_budget(self.max_memory, device) - 8 * X.shape[0] * self.n_components
         inference = Inference(self.density_, torch_inference_dtype(self.inference_dtype), max_bytes=budget)
         chunk = inference.points_per_chunk
         out = np.empty((X.shape[0], self.n_components), dtype=np.float64)

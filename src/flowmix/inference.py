@@ -120,9 +120,12 @@ class Inference:
         self.density = in_dtype(density, dtype)
         self.blocked = None
         self.points_per_block: int | None = None
-        base = self.density.base()
-        if dtype == torch.float32 and isinstance(base, DiagonalNormal):
+        self._base = self.density.base()  # the same for every block
+        if dtype == torch.float32 and isinstance(self._base, DiagonalNormal):
             self.blocked = self.density.flows.float32_inference()
+            # The weights in float64 first: their log-softmax then costs no float32 rounding.
+            log_weights = torch.log_softmax(self.density.logits.detach().double(), dim=-1)
+            self._log_weights = log_weights.to(dtype)[:, :, None]
         self.kernel = "generic" if self.blocked is None else type(self.blocked).__name__
         if dtype == torch.float32 and self.blocked is None:
             logger.debug(
@@ -133,11 +136,7 @@ class Inference:
             # The reference path's chunks, unchanged (its results depend on them in the last bits).
             self.points_per_chunk = self.density.points_per_chunk()
         else:
-            per_point = (
-                self.blocked.floats_per_point()
-                if self.blocked is not None
-                else density.n_restarts * density.n_components * density.flows.floats_per_point()
-            )
+            per_point = self._floats_per_point()
             self.points_per_block = _BLOCK_MULTIPLE * max(1, _BLOCK_FLOATS // (_BLOCK_MULTIPLE * per_point))
             # The float64 path's bytes, in float32 numbers, rounded down to whole blocks.
             blocks = 2 * density_module.INFERENCE_CHUNK_FLOATS // (per_point * self.points_per_block)
@@ -145,17 +144,15 @@ class Inference:
         if max_bytes is not None:
             self._keep_within(max_bytes)
 
-    def _bytes_per_point(self) -> int:
-        """Activations one point of a chunk holds, in bytes (what the chunk sizes above count)."""
+    def _floats_per_point(self) -> int:
+        """Activations one point of a chunk holds (what the chunk sizes above count)."""
         density = self.density
-        if self.dtype == torch.float64:
-            return 8 * density.n_components * density.flows.floats_per_point()
-        floats = (
-            self.blocked.floats_per_point()
-            if self.blocked is not None
-            else density.n_restarts * density.n_components * density.flows.floats_per_point()
-        )
-        return 4 * floats
+        if self.blocked is not None:
+            return self.blocked.floats_per_point()
+        return density.n_restarts * density.n_components * density.flows.floats_per_point()
+
+    def _bytes_per_point(self) -> int:
+        return self._floats_per_point() * self.dtype.itemsize
 
     def _keep_within(self, max_bytes: int) -> None:
         """Smaller chunks where the model and one chunk's activations would take more than ``max_bytes``.
@@ -206,7 +203,5 @@ class Inference:
         density = self.density
         if self.blocked is None:
             return density.joint_log_prob_columns(columns)
-        component = self.blocked.log_prob_columns(columns, density.base())
-        # The weights in float64 first: their log-softmax then costs no float32 rounding.
-        log_weights = torch.log_softmax(density.logits.double(), dim=-1).to(self.dtype)
-        return log_weights[:, :, None] + component.reshape(density.n_restarts, density.n_components, -1)
+        component = self.blocked.log_prob_columns(columns, self._base)
+        return self._log_weights + component.reshape(density.n_restarts, density.n_components, -1)

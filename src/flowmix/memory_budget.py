@@ -105,7 +105,7 @@ def resolve_budget(max_memory: int | str, device: torch.device) -> int:
     return int(max_memory)
 
 
-def flow_parameter_count(
+def flow_footprint(
     flow: str,
     dim: int,
     *,
@@ -114,7 +114,7 @@ def flow_parameter_count(
     activation: str | None,
     flow_params: Mapping[str, Any] | None,
 ) -> tuple[int, int]:
-    """(parameters, training activations per point) of one flow of a family, allocating nothing."""
+    """(parameters, training activations per point) of one flow of family ``flow``, allocating nothing."""
     with torch.device("meta"):
         one = make_flow(
             flow,
@@ -148,7 +148,7 @@ def fit_plan(
     n_stack : int
         Flows trained together (restarts x components).
     flow_parameters, floats_per_point : int
-        One flow's parameters and training activations per point (:func:`flow_parameter_count`).
+        One flow's parameters and training activations per point (:func:`flow_footprint`).
     batch_size : int
         The mini-batch size the settings ask for.
     auto_batch : bool

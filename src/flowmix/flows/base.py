@@ -12,13 +12,12 @@ The autoregressive families are compositions (:class:`AutoregressiveFlow`): per 
 conditioner (a stacked MADE, flowmix.nn) computes every coordinate's parameters from the
 coordinates before it, and a :class:`Transformer` maps each coordinate with them (affine for the
 MAF, a rational-quadratic spline for the spline flow). A transformer carries its own fast kernels
-(:meth:`Transformer.kernels`); a family whose transformer lacks one runs the generic path.
+(``Transformer.kernels``); a family whose transformer lacks one runs the generic path.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -162,6 +161,8 @@ class Transformer:
     """
 
     name: ClassVar[str] = ""
+    #: The fast kernels this transformer has (see the class notes); the rest run generically.
+    kernels: ClassVar[frozenset[str]] = frozenset()
 
     def n_params(self) -> int:
         """Parameters per coordinate the conditioner outputs."""
@@ -182,10 +183,6 @@ class Transformer:
     def training_floats_per_layer(self, dim: int) -> int:
         """Activations per point and flow a training step keeps for its backward pass, beyond the conditioner's."""
         raise NotImplementedError
-
-    def kernels(self) -> frozenset[str]:
-        """The fast kernels this transformer has (see the class notes); the rest run generically."""
-        return frozenset()
 
     def normal_log_prob(self, u: Tensor, params: Tensor, base: DiagonalNormal) -> Tensor:
         """log base(z) + log|dz/du| of the last layer in one pass, without the base's constant: (S, N)."""
@@ -253,6 +250,10 @@ class AutoregressiveFlow(StackedFlow):
     def _flow_units_are_data_units(self) -> bool:
         return type(self).to_flow_units is AutoregressiveFlow.to_flow_units
 
+    def _flips_back(self) -> bool:
+        """Whether the latent takes one more reversal to be in the data's order (an even layer count)."""
+        return self.restores_order and self.n_layers % 2 == 0
+
     # ------------------------------------------------------------------ the composition
 
     def float32_inference(self) -> Any | None:
@@ -283,7 +284,7 @@ class AutoregressiveFlow(StackedFlow):
 
     def to_latent_columns(self, x: Tensor) -> tuple[Tensor, Tensor]:
         u, log_det = self._through_layers(self.to_flow_units(x), self.n_layers)
-        if self.restores_order and self.n_layers % 2 == 0:
+        if self._flips_back():
             u = u.flip(1)  # back to the data's order, where base locations live
         return self.from_flow_units(u), log_det
 
@@ -297,21 +298,16 @@ class AutoregressiveFlow(StackedFlow):
         """
         fusable = (
             self.fused
-            and "last-layer-with-base" in self.transformer.kernels()
+            and "last-layer-with-base" in self.transformer.kernels
             and isinstance(base, DiagonalNormal)
             and self._flow_units_are_data_units()
-            and not (self.restores_order and self.n_layers % 2 == 0)
+            and not self._flips_back()
         )
         if not fusable:
             return super().log_prob_columns(x, base)
         u, log_det = self._through_layers(x, self.n_layers - 1)
         params = self.mades[-1](u)
-        scale = base.scale
-        if isinstance(scale, Tensor):
-            const = scale.log().sum(-1, keepdim=True) + 0.5 * self.dim * math.log(2 * math.pi)
-        else:
-            const = self.dim * (math.log(scale) + 0.5 * math.log(2 * math.pi))
-        return self.transformer.normal_log_prob(u, params, base) + (log_det - const)
+        return self.transformer.normal_log_prob(u, params, base) + (log_det - base.log_normaliser())
 
     @torch.no_grad()
     def to_data(self, z: Tensor) -> Tensor:
@@ -321,7 +317,7 @@ class AutoregressiveFlow(StackedFlow):
         earlier ones.
         """
         u = self.to_flow_units(z.transpose(1, 2))
-        if self.restores_order and self.n_layers % 2 == 0:
+        if self._flips_back():
             u = u.flip(1)
         for i in reversed(range(self.n_layers)):
             if i < self.n_layers - 1:

@@ -24,6 +24,19 @@ Scale = float | Tensor
 """A base standard deviation: one float shared by every flow and dimension, or (S, D)."""
 
 
+def diagonal_log_normaliser(scale: Scale, dim: int) -> Tensor | float:
+    """log of N(.; loc, diag(scale^2))'s normalising constant in dimension ``dim``: (S, 1), or a float.
+
+    Examples
+    --------
+    >>> round(diagonal_log_normaliser(1.0, 2), 4)
+    1.8379
+    """
+    if isinstance(scale, Tensor):
+        return scale.log().sum(-1, keepdim=True) + 0.5 * dim * math.log(2 * math.pi)
+    return dim * (math.log(scale) + 0.5 * math.log(2 * math.pi))
+
+
 def normal_log_prob_columns(z: Tensor, loc: Tensor, scale: Scale) -> Tensor:
     """log N(z; loc, diag(scale^2)) for points as columns: z (S, D, N) -> (S, N).
 
@@ -42,14 +55,8 @@ def normal_log_prob_columns(z: Tensor, loc: Tensor, scale: Scale) -> Tensor:
     >>> round(float(normal_log_prob_columns(z, torch.zeros(1, 2), 1.0)[0, 0]), 4)
     -1.8379
     """
-    dim = z.shape[1]
-    if isinstance(scale, Tensor):
-        standard = (z - loc[:, :, None]) / scale[:, :, None]
-        const = scale.log().sum(-1, keepdim=True) + 0.5 * dim * math.log(2 * math.pi)
-    else:
-        standard = (z - loc[:, :, None]) / scale
-        const = dim * (math.log(scale) + 0.5 * math.log(2 * math.pi))
-    return -0.5 * standard.square().sum(1) - const
+    standard = (z - loc[:, :, None]) / (scale[:, :, None] if isinstance(scale, Tensor) else scale)
+    return -0.5 * standard.square().sum(1) - diagonal_log_normaliser(scale, z.shape[1])
 
 
 def full_normal_log_prob_columns(z: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
@@ -91,6 +98,10 @@ class DiagonalNormal:
     def log_prob_columns(self, z: Tensor) -> Tensor:
         """log density of latent points as columns: z (S, D, N) -> (S, N)."""
         return normal_log_prob_columns(z, self.loc, self.scale)
+
+    def log_normaliser(self) -> Tensor | float:
+        """log of the normalising constant: (S, 1), or a float for one shared scale."""
+        return diagonal_log_normaliser(self.scale, self.loc.shape[-1])
 
     def from_standard(self, noise: Tensor) -> Tensor:
         """Latent points as rows from standard normal noise (S, N, D): loc + scale * noise."""

@@ -30,6 +30,7 @@ class Affine(Transformer):
     """
 
     name = "affine"
+    kernels = frozenset({"last-layer-with-base", "float32-inference"})
 
     def n_params(self) -> int:
         return 2  # shift and log-scale
@@ -48,9 +49,6 @@ class Affine(Transformer):
 
     def training_floats_per_layer(self, dim: int) -> int:
         return 4 * dim  # the conditioner's shift and log-scale, the output and exp(-log_scale)
-
-    def kernels(self) -> frozenset[str]:
-        return frozenset({"last-layer-with-base", "float32-inference"})
 
     def normal_log_prob(self, u: Tensor, params: Tensor, base: DiagonalNormal) -> Tensor:
         return affine_normal_log_prob(u, params, base.loc, base.scale)

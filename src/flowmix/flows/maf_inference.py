@@ -7,7 +7,6 @@ through :meth:`~flowmix.flows.base.Transformer.float32_inference`.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 
 import torch
@@ -112,7 +111,7 @@ class BlockedMAF:
         """
         if not isinstance(flows, AutoregressiveFlow) or flows.transformer.name != "affine":
             return False
-        if flows.restores_order or not flows._flow_units_are_data_units():
+        if flows._flips_back() or not flows._flow_units_are_data_units():
             return False
         for made in flows.mades:
             if len(made.layers) != 2 or made.n_params != 2:
@@ -164,11 +163,7 @@ class BlockedMAF:
                     following[:, a:b] = z
             if not last:
                 u = following.flip(1)
-        if isinstance(scale, Tensor):
-            const = scale.log().sum(-1, keepdim=True) + 0.5 * dim * math.log(2 * math.pi)
-        else:
-            const = dim * (math.log(scale) + 0.5 * math.log(2 * math.pi))
-        return total - const
+        return total - base.log_normaliser()
 
     def _hidden(self, made: nn.Module, u: Tensor) -> Tensor:
         """The MADE's hidden layer for points u, (D, N) shared or (S, D, N): (S, H, N)."""

@@ -304,6 +304,7 @@ class RationalQuadratic(Transformer):
     """
 
     name = "rational-quadratic"
+    kernels = frozenset({"training"})
 
     def __init__(self, n_bins: int):
         self.n_bins = n_bins
@@ -331,9 +332,6 @@ class RationalQuadratic(Transformer):
         # The conditioner's 3B - 1 outputs, the training kernel's bin shares (2B) and inner
         # derivatives (B - 1) and about sixteen per-coordinate intermediates it saves.
         return (6 * self.n_bins + 16) * dim
-
-    def kernels(self) -> frozenset[str]:
-        return frozenset({"training"})
 
 
 class StackedSplineFlow(AutoregressiveFlow):
