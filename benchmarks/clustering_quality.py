@@ -16,11 +16,21 @@ GMM) also label the held-out 20%; flowmix and the GMM report the held-out mean l
 (``covariance_type="full"``), ``--variant shapes`` its second alone (``covariance_type="diag"``,
 ``selection="spectral"``). The "bases" column says which one the default kept, with its
 measured gain over a GMM (nats per point and dimension). Prints a markdown table per seed.
+
+``--sets battery`` (or ``battery-dev``, ``battery-held-out``) runs the shared battery of the public
+clustering benchmark suite instead (``benchmarks/benchsuite.py``: 35 sets in the suite's
+"original" space, features not standardised) under the suite's protocol: every method clusters
+all points, ARI is measured on the non-noise points, and Genie (genieclust, gini threshold 0.3)
+joins the columns. ``--out rows.jsonl`` appends each (set, seed, method) row as it finishes and
+skips rows already there, so an interrupted run resumes; ``--methods`` picks columns.
+
+    .venv/bin/python benchmarks/clustering_quality.py --sets battery --seeds 0 1 --out battery.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
@@ -33,6 +43,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from flowmix import FlowMixture, load_dataset
+
+try:
+    from benchsuite import held_out as battery_held_out
+    from benchsuite import load as load_battery_set
+    from benchsuite import names as battery_names
+except ImportError:  # run as a module from the repository root
+    from benchmarks.benchsuite import held_out as battery_held_out
+    from benchmarks.benchsuite import load as load_battery_set
+    from benchmarks.benchsuite import names as battery_names
 
 TOY = ["circles", "moons", "smile", "pinwheel", "two_bananas"]
 REAL = ["iris", "wine", "breast_cancer", "digits"]
@@ -114,15 +133,78 @@ def methods(k: int, seed: int, dim: int, paper: bool, variant: str = "default") 
     out = {
         "flowmix": lambda: FlowMixture(k, random_state=seed, **VARIANTS[variant]),
         "k-means": lambda: KMeans(k, n_init=10, random_state=seed),
-        "GMM": lambda: GaussianMixture(k, covariance_type="full", n_init=5, random_state=seed),
+        "GMM": lambda: GaussianMixture(k, covariance_type="full", n_init=10, random_state=seed),
         "spectral": lambda: SpectralClustering(
             k, affinity="nearest_neighbors", n_neighbors=10, assign_labels="kmeans", random_state=seed
         ),
         "HDBSCAN": lambda: HDBSCAN(min_cluster_size=10),
+        "Genie": lambda: genie(k),
     }
     if paper and dim == 2:
         out["paper preset"] = lambda: FlowMixture.from_preset("paper-toy", k, random_state=seed)
     return out
+
+
+def genie(k: int):
+    import genieclust  # the bench extra: pip install -e ".[bench]"
+
+    return genieclust.Genie(n_clusters=k, gini_threshold=0.3)
+
+
+def run_battery(name: str, seed: int, wanted: list[str], done: set, out: str | None) -> list[dict]:
+    """The suite's protocol on one battery set: every method clusters all points; ARI on the non-noise ones."""
+    data = load_battery_set(name)
+    k, scored = data.n_clusters, data.scored
+    rows = []
+    for method, make in methods(k, seed, data.X.shape[1], paper=False).items():
+        if method not in wanted or (name, seed, method) in done:
+            continue
+        model = make()
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            labels = np.asarray(model.fit_predict(data.X))
+        row = {
+            "set": name,
+            "seed": seed,
+            "method": method,
+            "held out": battery_held_out(name),
+            "ARI": adjusted_rand_score(data.labels[scored], labels[scored]),
+            "seconds": time.perf_counter() - started,
+            "empty": int(k - len(np.unique(labels[labels >= 0]))),
+        }
+        if out:
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        rows.append(row)
+    return rows
+
+
+def battery_table(rows: list[dict], columns: list[str]) -> str:
+    """One line per set: each method's ARI and fit time; means over all sets, the tuning part and the held-out part."""
+    names = list(dict.fromkeys(r["set"] for r in rows))
+    by = {(r["set"], r["method"]): r for r in rows}
+    lines = [
+        "| set | " + " | ".join(columns) + " | " + " | ".join(f"{m} s" for m in columns) + " |",
+        "|---|" + "---|" * (2 * len(columns)),
+    ]
+    for name in names:
+        cells = [f"{by[name, m]['ARI']:.3f}" if (name, m) in by else "-" for m in columns]
+        times = [f"{by[name, m]['seconds']:.2f}" if (name, m) in by else "-" for m in columns]
+        mark = " (held out)" if battery_held_out(name) else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + " | " + " | ".join(times) + " |")
+    for label, keep in (("mean, all", None), ("mean, tuning part", False), ("mean, held-out part", True)):
+        part = [n for n in names if keep is None or battery_held_out(n) == keep]
+        means, totals = [], []
+        for m in columns:
+            got = [by[n, m] for n in part if (n, m) in by]
+            complete = len(got) == len(part) and part
+            means.append(f"{np.mean([r['ARI'] for r in got]):.3f}" if complete else "-")
+            totals.append(f"{sum(r['seconds'] for r in got):.1f} total" if complete else "-")
+        lines.append(
+            f"| **{label}** ({len(part)} sets) | " + " | ".join(means) + " | " + " | ".join(totals) + " |"
+        )
+    return "\n".join(lines)
 
 
 def run(name: str, seed: int, paper: bool, variant: str = "default") -> list[dict]:
@@ -214,7 +296,11 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(TOY + REAL + SHAPES))
     parser.add_argument("--paper", action="store_true")
     parser.add_argument("--variant", choices=list(VARIANTS), default="default")
+    parser.add_argument("--out", help="battery only: append rows to this JSON-lines file; skip rows in it")
+    parser.add_argument("--methods", default=",".join(BATTERY_METHODS), help="battery only: the columns")
     args = parser.parse_args()
+    if args.sets.startswith("battery"):
+        return battery_main(args)
     names = SKLEARN_EXAMPLE if args.sets == "sklearn" else args.sets.split(",")
     for seed in args.seeds:
         rows = []
@@ -225,6 +311,35 @@ def main() -> None:
         print(table(rows))
         print(f"\n**Seed {seed}**\n")
         print(wide_table(rows))
+
+
+BATTERY_METHODS = ["flowmix", "k-means", "GMM", "spectral", "Genie", "HDBSCAN"]
+
+
+def battery_main(args: argparse.Namespace) -> None:
+    part = {"battery": None, "battery-dev": False, "battery-held-out": True}[args.sets]
+    names = [n for n in battery_names() if part is None or battery_held_out(n) == part]
+    wanted = args.methods.split(",")
+    rows: list[dict] = []
+    if args.out:
+        try:
+            with open(args.out) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            pass
+    for seed in args.seeds:
+        done = {(r["set"], r["seed"], r["method"]) for r in rows}
+        for name in names:
+            new = run_battery(name, seed, wanted, done, args.out)
+            rows.extend(new)
+            for r in new:
+                print(
+                    f"seed {seed} {name:24s} {r['method']:9s} ARI {r['ARI']:.3f}  {r['seconds']:.2f} s",
+                    flush=True,
+                )
+        seed_rows = [r for r in rows if r["seed"] == seed and r["set"] in names]
+        print(f"\n**Seed {seed}** (ARI, then fit seconds)\n")
+        print(battery_table(seed_rows, [m for m in BATTERY_METHODS if m in wanted]))
 
 
 if __name__ == "__main__":
