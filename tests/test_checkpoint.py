@@ -15,6 +15,7 @@ from sklearn.datasets import make_moons
 
 from flowmix import FlowMixture
 from flowmix.checkpoint import CHECKPOINT_FILE, FitCheckpoint
+from flowmix.recipes import resolve as resolve_recipe
 
 X, _ = make_moons(300, noise=0.05, random_state=0)
 # One fit (diagonal bases, graph cut): the default's two fits checkpoint apart (tests/test_estimator.py).
@@ -140,10 +141,11 @@ def test_options_added_later_leave_the_fingerprint_alone_at_their_defaults(tmp_p
     before = {
         k: v
         for k, v in model.get_params().items()
-        if k not in estimator._NOT_FINGERPRINTED and k not in ("batch_order", "shuffle_buffer")
+        if k not in estimator._NOT_FINGERPRINTED and k not in ("batch_order", "shuffle_buffer", "recipe")
     }
-    assert model._open_checkpoint(data, 0)[0].fingerprint == fingerprint(
-        {**before, "flowmix": __version__}, data
+    fit = resolve_recipe(model.recipe, model.get_params()).fit
+    assert model._open_checkpoint(data, 0, fit)[0].fingerprint == fingerprint(
+        {**before, **fit.describe(), "flowmix": __version__}, data
     )
     model.fit(X)
     with pytest.raises(ValueError, match="other settings or other data"):
@@ -302,7 +304,9 @@ def test_early_stopping_stops_and_keeps_each_best_epoch():
         300
     )
     held_out = X[np.sort(order[:60])]
-    assert model.score(held_out) == pytest.approx(-curve[model.best_epoch_], abs=1e-4)
+    # (the curve is in the preprocessed units; score is in the data's)
+    log_det = model.feature_scaling_.log_det
+    assert model.score(held_out) == pytest.approx(-curve[model.best_epoch_] + log_det, abs=1e-4)
 
 
 def test_early_stopping_resumes_bit_identically(tmp_path):
@@ -324,6 +328,8 @@ def test_early_stopping_resumes_bit_identically(tmp_path):
 def test_early_stopping_needs_points_to_hold_out():
     with pytest.raises(ValueError, match="early_stopping and selection='auto' or 'validation' need"):
         FlowMixture(2, early_stopping=True, validation_fraction=0.1).fit(X[:4])
+    with pytest.raises(ValueError, match="early_stopping and selection='auto' or 'validation' need"):
+        FlowMixture(2, early_stopping=True, covariance_type="full", validation_fraction=0.1).fit(X[:4])
 
 
 def test_checkpoint_header_is_json_with_the_seed(tmp_path):

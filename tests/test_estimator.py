@@ -6,21 +6,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_circles, make_moons
+from sklearn.datasets import make_moons
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from test_density import _correlated
 
-from flowmix import FlowMixture, selection
+from flowmix import FlowMixture
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
 from flowmix.training import TrainConfig, maximum_likelihood
 
 # The paper's model and training with the estimator's other defaults: what these tests pin down.
 MAF_MLE = {"flow": "maf", "init": "box", "algorithm": "mle", "selection": "loss", "learning_rate": 1e-3,
-           "covariance_type": "diag"}  # fmt: skip
+           "covariance_type": "diag", "preprocessing": "none"}  # fmt: skip
 
 
 def paper_like(n_components, **params):
@@ -249,17 +249,6 @@ def test_inference_in_small_chunks_equals_one_chunk(fitted, moons, monkeypatch):
     np.testing.assert_allclose(fitted.predict_proba(X), whole_proba, rtol=1e-12, atol=1e-12)
 
 
-def test_default_recipe_separates_the_circles_and_predicts_new_points(circles):
-    X, y = circles
-    model = FlowMixture(2, random_state=0).fit(X)
-    assert adjusted_rand_score(y, model.labels_) > 0.95
-    # Rings are far from Gaussian: the full-covariance fit's gain over a GMM sends it to diagonal bases.
-    assert model.gaussian_gain_ > selection.GAUSSIAN_GAIN and model.covariance_type_ == "diag"
-    X_new, y_new = make_circles(200, noise=0.03, factor=0.5, random_state=1)
-    assert adjusted_rand_score(y_new, model.predict(X_new)) > 0.95
-    assert np.isfinite(model.score_samples(X_new)).all()
-
-
 def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(three_blobs, tmp_path):
     X, y = three_blobs
     model = FlowMixture(
@@ -269,98 +258,6 @@ def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(ValueError, match="pass init= .a strategy name or the labels. to fit it again"):
         loaded.fit(X)
-
-
-QUICK = {"n_epochs": 4, "pretrain_epochs": 4, "n_init": 2, "random_state": 0}
-
-
-def test_automatic_bases_keep_the_gaussian_fit_on_blobs(three_blobs, tmp_path):
-    X, y = three_blobs
-    model = FlowMixture(3, **QUICK).fit(X)
-    assert model.covariance_type_ == "full" and model.base_covariances_ is not None
-    assert model.gaussian_gain_ <= selection.GAUSSIAN_GAIN and model.algorithm_ == "soft-em"
-    assert model.best_epoch_ is not None  # early_stopping="auto" stopped the full-covariance fit
-    assert adjusted_rand_score(y, model.labels_) > 0.95
-    # Its loss curves are views into the restarts' table: saving must still write them.
-    loaded = FlowMixture.load(model.save(tmp_path / "m"))
-    assert loaded.covariance_type_ == "full" and loaded.gaussian_gain_ is None
-    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-
-
-@pytest.mark.parametrize("threshold", [np.inf, -np.inf])
-def test_automatic_bases_are_exactly_the_chosen_stage_fit(three_blobs, monkeypatch, threshold):
-    X, _ = three_blobs
-    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", threshold)
-    automatic = FlowMixture(3, **QUICK).fit(X)
-    full = FlowMixture(3, **QUICK, covariance_type="full").fit(X)
-    diag = FlowMixture(3, **QUICK, covariance_type="diag", selection="spectral").fit(X)
-    # Gaussian clusters: algorithm="auto" fits them once more with soft EM, and keeps that fit's
-    # refinement of the restart the first fit kept.
-    expected = FlowMixture(3, **QUICK, covariance_type="full", algorithm="soft-em")
-    expected._refit_restart = full.best_restart_
-    expected.fit(X)
-    if threshold < 0:  # both fitted; spectral clustering's objective picks a kept partition, diag on a tie
-        inertias = selection.spectral_inertias(X, np.stack([diag.labels_, full.labels_]), 3)
-        expected = full if inertias[1] < inertias[0] else diag
-    assert automatic.covariance_type_ == expected.covariance_type_ and np.isfinite(automatic.gaussian_gain_)
-    np.testing.assert_array_equal(automatic.labels_, expected.labels_)
-    np.testing.assert_array_equal(automatic.losses_, expected.losses_)
-    np.testing.assert_array_equal(automatic.score_samples(X), expected.score_samples(X))
-    assert full.gaussian_gain_ is None  # measured by covariance_type="auto" only
-
-
-def test_the_soft_em_refit_keeps_the_first_fits_restart_whatever_its_own_scores(three_blobs, monkeypatch):
-    X, _ = three_blobs
-    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)
-    calls = []
-
-    def first_then_last(result, density, train, validation):
-        """Ranks restart 0 best in the first fit and the last one best in the refit."""
-        calls.append(density.n_restarts)
-        order = np.arange(density.n_restarts, dtype=float)
-        return order if len(calls) == 1 else -order
-
-    monkeypatch.setitem(selection.SELECTIONS, "auto", first_then_last)
-    automatic = FlowMixture(3, **QUICK).fit(X)
-    assert len(calls) == 2 and automatic.algorithm_ == "soft-em"
-    assert np.argmin(automatic.selection_scores_) == QUICK["n_init"] - 1  # the refit's own choice...
-    assert automatic.best_restart_ == 0  # ...is overruled by the first fit's
-
-
-def test_a_chosen_algorithm_keeps_the_first_gaussian_fit(three_blobs, monkeypatch):
-    X, _ = three_blobs
-    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)
-    automatic = FlowMixture(3, **QUICK, algorithm="hard-em").fit(X)
-    full = FlowMixture(3, **QUICK, covariance_type="full", algorithm="hard-em").fit(X)
-    np.testing.assert_array_equal(automatic.losses_, full.losses_)
-    np.testing.assert_array_equal(automatic.score_samples(X), full.score_samples(X))
-
-
-def test_automatic_bases_on_too_few_points_to_hold_out_fit_the_shapes_alone():
-    X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
-    model = FlowMixture(2, **QUICK).fit(X)
-    assert model.gaussian_gain_ is None and model.covariance_type_ == "diag"
-    assert len(np.unique(model.labels_)) == 2
-
-
-def test_automatic_bases_checkpoint_each_stage_apart_and_resume(circles, tmp_path, monkeypatch):
-    X, _ = circles
-    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", -np.inf)  # both stages run
-    settings = {**QUICK, "checkpoint_dir": tmp_path / "fit"}
-    first = FlowMixture(2, **settings).fit(X)
-    assert first.covariance_type_ == "diag"
-    assert {p.name for p in (tmp_path / "fit").iterdir()} == {"full-covariance", "diag-covariance"}
-    again = FlowMixture(2, **settings).fit(X)  # both stages continue from their finished checkpoints
-    np.testing.assert_array_equal(again.labels_, first.labels_)
-    np.testing.assert_array_equal(again.losses_, first.losses_)
-    monkeypatch.setattr("flowmix.estimator.GAUSSIAN_GAIN", np.inf)  # the Gaussian refit has its own
-    gaussian = FlowMixture(2, **{**settings, "checkpoint_dir": tmp_path / "gaussian"}).fit(X)
-    assert {p.name for p in (tmp_path / "gaussian").iterdir()} == {
-        "full-covariance",
-        "full-covariance-soft-em",
-    }
-    again = FlowMixture(2, **{**settings, "checkpoint_dir": tmp_path / "gaussian"}).fit(X)
-    np.testing.assert_array_equal(again.losses_, gaussian.losses_)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,9 @@ def test_a_fit_too_large_for_its_budget_is_refused_before_it_allocates():
     # The case: 30 spline flows of 1024 hidden units on 784 pixels need ~28 GiB for their
     # parameters and Adam's state; the process was killed by the OOM killer half-way.
     X = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
-    model = FlowMixture(10, hidden_units=(1024,), n_epochs=1, max_memory=4 * GIB, random_state=0)
+    model = FlowMixture(
+        10, hidden_units=(1024,), n_epochs=1, recipe="single", max_memory=4 * GIB, random_state=0
+    )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     message = (
         r"needs about [0-9.]+ GiB but max_memory allows 4\.00 GiB: the parameters with their gradients and "

@@ -191,3 +191,15 @@ def test_a_model_file_whose_covariance_factor_is_not_triangular_is_refused(tmp_p
     save_file(tensors, str(path / "model.safetensors"))
     with pytest.raises(ValueError, match="lower-triangular with a positive diagonal"):
         FlowMixture.load(path)
+
+
+def test_a_scaling_of_the_wrong_width_is_refused(tmp_path, two_tight_blobs):
+
+    X, _ = two_tight_blobs
+    path = FlowMixture(2, n_epochs=2, pretrain_epochs=2, random_state=0).fit(X).save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    config["feature_scaling"]["offset"].append(0.0)
+    config["feature_scaling"]["scale"].append(1.0)
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="its feature_scaling has 3 values, not n_features_in=2"):
+        FlowMixture.load(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin, clone
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -50,14 +50,17 @@ from flowmix.init import (
 )
 from flowmix.memory_budget import FitPlan, fit_plan, flow_footprint, resolve_budget
 from flowmix.nn import ACTIVATIONS
+from flowmix.preprocessing import PREPROCESSINGS, fit_scaling
 from flowmix.presets import preset_params
-from flowmix.selection import GAUSSIAN_GAIN, SELECTIONS, gain_over_gmm, select, spectral_inertias
+from flowmix.recipes import Data as RecipeData
+from flowmix.recipes import Fit, Recipe
+from flowmix.recipes import resolve as resolve_recipe
+from flowmix.selection import SELECTIONS, select
 from flowmix.training import (
     ALGORITHMS,
     TrainConfig,
     TrainResult,
     get_algorithm,
-    mean_nll,
     pretrain,
     truncate_posteriors,
 )
@@ -78,9 +81,15 @@ _NOT_FINGERPRINTED = frozenset(
 )
 
 
-# Parameters added after checkpoints existed: left out of the fingerprint at their defaults, so
-# that a checkpoint written before them (which ran with those defaults) still resumes.
-_ADDED_WITH_DEFAULTS = {"batch_order": "shared", "shuffle_buffer": None}
+# Parameters added after checkpoints existed, with the value under which a fit does what it did
+# before they existed: left out of the fingerprint at that value, so that a checkpoint written
+# before them still resumes (the presets' fits among them).
+_ADDED_WITH_DEFAULTS = {
+    "batch_order": "shared",
+    "shuffle_buffer": None,
+    "preprocessing": "none",
+    "recipe": "auto",
+}
 
 
 AUTO_BATCH_MIN, AUTO_BATCH_MAX = 512, 2048
@@ -110,6 +119,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "False). Use device='cpu', or install a CUDA build of torch on a machine with a GPU."
         )
     return resolved
+
+
+def _in_float32(Z: np.ndarray) -> np.ndarray:
+    """The preprocessed data as the model computes with it, or a ValueError beyond float32's range."""
+    with np.errstate(over="ignore"):  # refused just below; numpy's warning would only come first
+        out = Z.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            "X holds values beyond float32's range (about 3.4e38) after preprocessing, and FlowMixture "
+            "computes in float32: rescale those features first, or use preprocessing='robust'."
+        )
+    return out
 
 
 class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
@@ -143,39 +164,49 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default=None
         Hidden units' activation; None takes the family's default ("tanh").
     base_std : float, default=0.1
-        Standard deviation of the base normals, in data units, where ``init`` sets no scales.
+        Standard deviation of the base normals, in the units of the preprocessed data, where
+        ``init`` sets no scales.
+    preprocessing : {"robust", "standardize", "none"}, default="robust"
+        The per-feature affine map fitted to the data before anything else
+        (:mod:`flowmix.preprocessing`, kept as ``feature_scaling_``): ``"robust"`` centres each
+        feature on its median and divides it by its interquartile range, ``"standardize"`` by
+        its mean and standard deviation; either way the partition does not depend on the
+        features' units. ``"none"`` fits the data as given (the presets). Densities and samples
+        are in the user's units whatever the map.
+    recipe : {"auto", "candidates", "single"} or flowmix.recipes.Recipe, default="auto"
+        How the fit is composed (:mod:`flowmix.recipes`; the fitted model keeps what ran and why
+        as ``recipe_trace_``). ``"candidates"``: Genie, spectral clustering and a Gaussian
+        mixture propose partitions of the preprocessed data; the mixture of flows is trained
+        from the best graph partition (Genie's or spectral clustering's, lowest normalised cut
+        of the kNN graph) where that cuts more than 1.3 times fewer edges than the Gaussian
+        mixture's, else from the Gaussian mixture's posteriors (full-covariance bases, soft EM,
+        early stopping); one start is trained. ``"single"``: one training with this
+        estimator's settings, ``n_init`` restarts. ``"auto"``: ``"candidates"`` while ``init``,
+        ``covariance_type`` and ``selection`` are ``"auto"``, else ``"single"``. Settings given explicitly
+        (not ``"auto"``) replace the recipe's own.
     covariance_type : {"auto", "full", "diag"}, default="auto"
         Base normals of the cluster starts: ``"full"``, each component's base is its cluster's
         covariance (shrunk towards its diagonal when the cluster has few points), so that the
         mixture starts as the start's Gaussian mixture; ``"diag"``, per-dimension scales only.
-        ``"auto"`` fits with ``"full"`` first and measures its kept model's held-out
-        log-likelihood against a full-covariance GMM's (``gaussian_gain_``): within 0.2 nats per
-        point and dimension the clusters are about Gaussian and that fit is kept (with
-        ``algorithm="auto"``, fitted once more with soft EM from the same starts, keeping the
-        restart the first fit kept); above it they
-        have shapes a Gaussian cannot take, and the mixture is fitted again with ``"diag"``
-        (with ``early_stopping="auto"``, without early stopping, on all points; with
-        ``selection="auto"``, its restart that scores best under spectral clustering's
-        objective, :func:`flowmix.selection.spectral_inertias`, unless the first fit's kept
-        partition scores better still). That first fit always holds ``validation_fraction`` of the
-        points out. Starts that give base means only
-        (``"box"``, ``"unit"``, ``"kmeans"``) always use ``base_std``.
+        ``"auto"``: the recipe's choice (``"diag"`` for a single fit). Starts that give base
+        means only (``"box"``, ``"unit"``, ``"kmeans"``) always use ``base_std``.
     init : str or array-like, default="auto"
         Initialisation strategy (flowmix.init). Cluster starts, which locate, scale and weight
         each component from its cluster and pretrain its flow on it for ``pretrain_epochs``:
-        ``"auto"`` (restarts start from ``"spectral"``, ``"gmm"`` and ``"kmeans-partition"`` in
-        turn), ``"spectral"`` (spectral clustering of the nearest-neighbour graph, restarts
-        cycling through 10, 5 and 20 neighbours),
+        ``"auto"`` (the recipe chooses; a single fit's restarts start from ``"spectral"``,
+        ``"gmm"`` and ``"kmeans-partition"`` in turn), ``"spectral"`` (spectral clustering of
+        the nearest-neighbour graph, restarts cycling through 10, 5 and 20 neighbours),
+        ``"genie"`` (Genie's cut of the minimum spanning tree, :mod:`flowmix.genie`, restarts
+        cycling through Gini thresholds 0.3, 0.5 and 0.7),
         ``"gmm"`` (full-covariance GMM posteriors), ``"kmeans-partition"`` (k-means clusters),
         or an array of labels (n_samples,) or responsibilities (n_samples, n_components).
         Base means only: ``"box"`` (uniform in the data's bounding box), ``"unit"``
         (U(0, 1)^D, the paper's rule), ``"kmeans"`` (k-means centroids).
     algorithm : {"auto", "hard-em", "soft-em", "annealed-em", "mle"}, default="auto"
-        Training algorithm (flowmix.training). ``"auto"``: ``"hard-em"``, except where
-        ``covariance_type="auto"`` finds the clusters about Gaussian: the mixture is then fitted
-        once more with ``"soft-em"`` from the same starts and that fit's refinement of the
-        first fit's kept restart is kept (hard assignments cut overlapping Gaussians along a
-        biased boundary; posteriors do not). The EM variants run an E-step on
+        Training algorithm (flowmix.training). ``"auto"``: the recipe's choice (``"hard-em"``
+        for a single fit; the candidates recipe trains a graph partition with ``"hard-em"`` and
+        the Gaussian mixture's posteriors with ``"soft-em"``, since hard assignments cut
+        overlapping Gaussians along a biased boundary and posteriors do not). The EM variants run an E-step on
         all points and set closed-form weights (held above 0.1 / K) at the start of every
         epoch, or of every few epochs when an epoch has fewer than 16 mini-batches, and take
         Adam steps on the flows in between: ``"hard-em"`` with hard assignments, ``"soft-em"`` with posteriors,
@@ -194,16 +225,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         likelihood; ``"likelihood"``, the training likelihood; ``"loss"``, the lowest final
         training loss (the paper's).
     early_stopping : bool or "auto", default="auto"
-        ``"auto"``: on for full-covariance bases, off for diagonal ones (the settings the
-        default recipe was measured with). True: hold out ``validation_fraction`` of the points
+        ``"auto"``: the recipe's choice (on for full-covariance bases, off for diagonal ones).
+        True: hold out ``validation_fraction`` of the points
         and stop each restart once their NLL has not improved by ``tol`` for
         ``n_iter_no_change`` epochs; each restart keeps the parameters of its best epoch.
         Training watches the mixture's NLL; pretraining the NLL of every held-out point under
         the component whose start cluster holds most of its 10 nearest training points.
     validation_fraction : float, default=0.1
-        Share of the points held out for ``early_stopping``, ``selection="auto"`` or
-        ``"validation"`` and the first fit of ``covariance_type="auto"`` (one split, never used
-        for training; an ``init`` array's labels of those points are not used).
+        Share of the points held out for ``early_stopping`` and ``selection="auto"`` or
+        ``"validation"`` (one split, never used for training; an ``init`` array's labels of
+        those points are not used).
     n_iter_no_change : int, default=25
         Epochs without improvement that stop a restart (``early_stopping`` only).
     tol : float, default=1e-4
@@ -223,7 +254,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     learning_rate : float, default=3e-3
         Adam step size (other Adam settings are TensorFlow's defaults, as the paper).
     n_init : int, default=3
-        Restarts, trained together.
+        Restarts of a single fit, trained together (the candidates recipe trains the one start
+        it keeps).
     shuffle : bool, default=True
         Draw a new mini-batch order each epoch.
     batch_order : {"shared", "per-restart"}, default="shared"
@@ -289,6 +321,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     memory_plan_ : flowmix.memory_budget.FitPlan
         The last fit's memory plan: the mini-batch size it trained with and its estimated peak
         in bytes (``memory_plan_.peak``) within ``memory_plan_.budget``.
+    feature_scaling_ : flowmix.preprocessing.FeatureScaling
+        The map z = (x - offset) / scale that ``preprocessing`` fitted; the flows, base means,
+        scales and covariances live in z.
     empty_components_ : ndarray of int
         Components that no training point belongs to after fitting.
     weights_ : ndarray of shape (n_components,)
@@ -303,11 +338,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     algorithm_ : str or None
         The training algorithm of the kept fit (``algorithm="auto"`` resolved); None for a model
         loaded from a file with ``algorithm="auto"``.
-    gaussian_gain_ : float or None
-        With ``covariance_type="auto"``: held-out nats per point and dimension by which the
-        full-covariance fit beat a full-covariance GMM of the same K (the measure that chose
-        the bases); None for other settings, for a model loaded from a file, or when the data
-        were too few to hold points out.
+    recipe_ : flowmix.recipes.Recipe
+        The recipe that ran (``recipe`` resolved).
+    recipe_trace_ : flowmix.recipes.Trace
+        What the recipe ran and why, step by step: each candidate's score, the decision, the
+        settings of the training, and any component left without a point. None for a model
+        loaded from a file.
     loss_curve_ : ndarray of shape (``n_iter_``,)
         Mean training loss per epoch of the kept restart.
     losses_ : ndarray of shape (n_init, n_epochs_run)
@@ -340,11 +376,6 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     (2,)
     """
 
-    # Set on the first stage of covariance_type="auto", which measures the clusters' gain over a GMM.
-    _measure_gain = False
-    # The restart a refit keeps (the first fit's choice), or None to let selection choose.
-    _refit_restart: int | None = None
-
     def __init__(
         self,
         n_components: int = 1,
@@ -355,6 +386,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_layers: int | None = None,
         activation: str | None = None,
         base_std: float = 0.1,
+        preprocessing: str = "robust",
+        recipe: str | Recipe = "auto",
         covariance_type: str = "auto",
         init: str | np.ndarray = "auto",
         algorithm: str = "auto",
@@ -388,6 +421,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_layers = n_layers
         self.activation = activation
         self.base_std = base_std
+        self.preprocessing = preprocessing
+        self.recipe = recipe
         self.covariance_type = covariance_type
         self.init = init
         self.algorithm = algorithm
@@ -431,116 +466,69 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         callback: Callable[[int, MixtureOfFlows], None] | None = None,
         callback_every: int = 50,
     ) -> FlowMixture:
-        """Fit the mixture to X of shape (n_samples, n_features): initialise, train, select.
+        """Fit the mixture to X of shape (n_samples, n_features): preprocess, then run the recipe.
 
-        ``callback(epoch, density)``, if given, is called every ``callback_every`` epochs with
-        the batched torch module of all restarts (for example to record density snapshots);
-        with ``covariance_type="auto"`` it follows each of the fits in turn.
+        The recipe (:mod:`flowmix.recipes`, ``recipe_trace_``) decides which start to train and
+        how. ``callback(epoch, density)``, if given, is called every ``callback_every`` epochs
+        with the batched torch module of all restarts (for example to record density snapshots).
         """
         self._check_params()
-        if self.covariance_type == "auto":
-            return self._fit_automatic(X, callback, callback_every)
-        return self._fit_stage(X, callback, callback_every)
-
-    def _fit_automatic(
-        self, X: Any, callback: Callable[[int, MixtureOfFlows], None] | None, callback_every: int
-    ) -> FlowMixture:
-        """``covariance_type="auto"``: Gaussian starts first; diagonal bases again where the clusters are not Gaussian.
-
-        The first fit starts every component as its cluster's full-covariance Gaussian. Its kept
-        model's held-out log-likelihood, against a full-covariance GMM's, says which kind of data
-        this is: within ``GAUSSIAN_GAIN`` nats per point and dimension the clusters are about
-        Gaussian and that fit is kept (with ``algorithm="auto"`` it is refitted with soft EM,
-        whose posteriors place the boundaries of overlapping clusters without the bias of hard
-        assignments). The refit starts from the same starts and keeps the restart the first fit
-        kept: it is there to move boundaries, not to choose the partition again (the measured
-        reasons for both: docs/user_guide/recipe.rst). Above it they have shapes a
-        Gaussian cannot take, and the mixture is fitted again with per-dimension base scales,
-        whose flows are freer to bend. With
-        ``selection="auto"`` spectral clustering's objective then picks the kept restart of
-        that fit and chooses between it and the first fit's kept model (why this rule and not
-        the normalised cut: docs/user_guide/recipe.rst).
-        """
+        recipe = resolve_recipe(self.recipe, self.get_params(deep=False))
         X = self._validate_X(X, reset=True)
-        gaussian = self._stage("full")
-        if not gaussian._can_hold_out(len(X)):  # too few points to measure: the shape fit alone
-            return self._adopt(self._stage("diag")._fit_stage(X, callback, callback_every), None)
-        gaussian._fit_stage(X, callback, callback_every)
-        gain = gaussian.gaussian_gain_
-        if not gain > GAUSSIAN_GAIN:
-            if self.algorithm == "auto":  # posteriors place the boundaries of overlapping Gaussians
-                refit = self._stage("full", "soft-em")
-                refit._refit_restart = gaussian.best_restart_  # same starts: refine the kept one
-                return self._adopt(refit._fit_stage(X, callback, callback_every), gain)
-            return self._adopt(gaussian, gain)
-        shapes = self._stage("diag")._fit_stage(X, callback, callback_every)
-        if self.selection == "auto":  # spectral clustering's objective ranks the first fit's partition too
-            partitions = np.stack([shapes.labels_, gaussian.labels_])
-            if np.argmin(spectral_inertias(X, partitions, self.n_components)) == 1:
-                return self._adopt(gaussian, gain)
-        return self._adopt(shapes, gain)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"n_samples={X.shape[0]} should be >= n_components={self.n_components}: each "
+                "component needs at least one sample. Lower n_components or pass more data."
+            )
+        # Refused here, before any candidate is computed, if the recipe's largest fit cannot fit.
+        self._memory_plan(X.shape[0], X.shape[1], self._torch_device(), recipe.max_restarts)
+        scaling = fit_scaling(self.preprocessing, X)
+        Z = _in_float32(scaling.transform(X))
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _stage(self, covariance_type: str, algorithm: str | None = None) -> FlowMixture:
-        """An unfitted copy of this estimator for one stage of ``covariance_type="auto"``.
+        def train(fit: Fit) -> np.ndarray:
+            return self._fit_stage(Z, fit, seed, callback, callback_every)
 
-        ``algorithm`` replaces ``"auto"`` for the Gaussian refit; the first stage measures the gain.
-        """
-        params: dict[str, Any] = {"covariance_type": covariance_type}
-        if covariance_type == "diag" and self.selection == "auto":
-            params["selection"] = "spectral"  # the first stage has already found the clusters not Gaussian
-        folder = f"{covariance_type}-covariance"
-        if algorithm is not None:
-            params["algorithm"] = algorithm
-            folder += f"-{algorithm}"
-        if self.checkpoint_dir is not None:  # each stage keeps its own checkpoint
-            params["checkpoint_dir"] = Path(self.checkpoint_dir) / folder
-        stage = clone(self).set_params(**params)
-        stage._measure_gain = covariance_type == "full" and algorithm is None
-        return stage
-
-    def _algorithm(self) -> str:
-        """The training algorithm of one fit: ``"auto"`` is hard EM (the Gaussian refit asks for soft EM)."""
-        return "hard-em" if self.algorithm == "auto" else self.algorithm
-
-    def _adopt(self, stage: FlowMixture, gain: float | None) -> FlowMixture:
-        """Take over the fitted attributes of the kept stage."""
-        for name, value in vars(stage).items():
-            if name.endswith("_") and not name.startswith("_"):
-                setattr(self, name, value)
-        self.gaussian_gain_ = gain
+        data = RecipeData(Z, self.n_components, seed, self._can_hold_out(len(Z)))
+        self.recipe_trace_ = recipe.run(data, train)
+        self.recipe_ = recipe
+        self.feature_scaling_ = scaling
         return self
 
     def _fit_stage(
-        self, X: Any, callback: Callable[[int, MixtureOfFlows], None] | None, callback_every: int
-    ) -> FlowMixture:
-        """One fit with a fixed ``covariance_type``: initialise, train, select."""
-        X = self._validate_X(X, reset=True)
+        self,
+        X: np.ndarray,
+        fit: Fit,
+        seed: int,
+        callback: Callable[[int, MixtureOfFlows], None] | None,
+        callback_every: int,
+    ) -> np.ndarray:
+        """One training with the resolved settings ``fit`` on validated, preprocessed data; its labels.
+
+        Initialise, train, select; the fitted attributes are set on the estimator.
+        """
         n_samples = X.shape[0]
-        if n_samples < self.n_components:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_components={self.n_components}: each "
-                "component needs at least one sample. Lower n_components or pass more data."
-            )
-        rank, world_size, block = self._process_share()
+        rank, world_size, block = self._process_share(fit)
         device = self._torch_device()
         if world_size > 1 and device.type == "cuda" and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         # Before anything large is allocated: a fit that cannot fit max_memory stops here.
-        self.memory_plan_ = self._memory_plan(n_samples - self._n_validation(n_samples), X.shape[1], device)
-        checkpoint, resumed = self._open_checkpoint(X, seed, rank, world_size)
+        self.memory_plan_ = self._memory_plan(
+            n_samples - self._n_validation(n_samples, fit), X.shape[1], device, fit.n_init
+        )
+        checkpoint, resumed = self._open_checkpoint(X, seed, fit, rank, world_size)
         if resumed is not None:
             seed = resumed.context["seed"]
-        train_rows, validation_rows = self._split_validation(len(X), seed)
+        train_rows, validation_rows = self._split_validation(len(X), seed, fit)
         train_X, validation_X = X, None
         if validation_rows is not None:
             train_X, validation_X = X[train_rows], X[validation_rows]
-        init = self.init
+        init = fit.init
         if not isinstance(init, str):  # the user's labels of every point; those of the training rows
             from_user_assignments(X, init, 1, self.n_components)  # refuses bad labels, naming all N
             init = np.asarray(init)[train_rows]
-        start = initialise(init, train_X, self.n_init, self.n_components, np.random.RandomState(seed))
-        density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed)).to(device)
+        start = initialise(init, train_X, fit.n_init, self.n_components, np.random.RandomState(seed))
+        density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed), fit).to(device)
         responsibilities = start.responsibilities
         if block is not None:  # this process trains its block of the restarts only
             density = density.take_restarts(block)
@@ -564,7 +552,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             verbose=self.verbose,
             callback=callback,
             callback_every=callback_every,
-            validation=validation if self._early_stopping() else None,
+            validation=validation if fit.early_stopping else None,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             checkpoint=checkpoint,
@@ -574,13 +562,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         )
         pretrained = resumed is not None and resumed.covers("pretrain")
         if responsibilities is not None and self.pretrain_epochs > 0 and not pretrained:
-            if self._algorithm() == "hard-em":
+            if fit.algorithm == "hard-em":
                 # Pretraining is the algorithm's M-step on the start's clusters, so hard EM
                 # pretrains on hard ones; each flow then sees only its own points (a soft GMM
                 # start would send every point through every flow, several times the work).
                 responsibilities = one_hot(responsibilities.argmax(-1), self.n_components)
             fixed = torch.as_tensor(responsibilities, dtype=torch.float32, device=device).transpose(1, 2)
-            if self._algorithm() != "hard-em":  # the shares soft EM's E-steps drop too
+            if fit.algorithm != "hard-em":  # the shares soft EM's E-steps drop too
                 fixed = truncate_posteriors(fixed)
             pretrain_config = dataclasses.replace(
                 config,
@@ -589,30 +577,26 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 phase="pretrain",
                 batch_order="shared",  # per-restart orders are built for the mixture's NLL only
                 validation_responsibilities=self._validation_assignments(
-                    train_X, validation_X, responsibilities, device
+                    train_X, validation_X, responsibilities, device, fit
                 ),
             )
             pretrain(density, columns, fixed, pretrain_config)
-        result = get_algorithm(self._algorithm())(density, columns, config)
+        result = get_algorithm(fit.algorithm)(density, columns, config)
         if block is None:
-            self._check_failures(result.stopped_epoch)
-            best, self.selection_scores_ = select(self.selection, result, density, columns, validation)
-            best = self._kept_restart(best, self.selection_scores_)
+            self._check_failures(result.stopped_epoch, fit)
+            best, self.selection_scores_ = select(fit.selection, result, density, columns, validation)
             kept = density.take_restart(best)
         else:
-            result, best, kept = self._select_across_ranks(result, density, columns, validation, block)
+            result, best, kept = self._select_across_ranks(result, density, columns, validation, block, fit)
         # The density is kept in float32, as trained (nothing rounded); inference makes a float64
         # copy when inference_dtype asks for one (flowmix.inference).
         self._set_fitted(kept, result, best)
-        self.algorithm_ = self._algorithm()
+        self.algorithm_ = fit.algorithm
         self.labels_ = self._joint_log_prob_array(X).argmax(axis=1)
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
-        if self._measure_gain:
-            nll = float(mean_nll(kept, validation)[0])
-            self.gaussian_gain_ = gain_over_gmm(nll, columns, validation, self.n_components)
-        return self
+        return self.labels_
 
-    def _memory_plan(self, n_samples: int, dim: int, device: torch.device) -> FitPlan:
+    def _memory_plan(self, n_samples: int, dim: int, device: torch.device, n_init: int) -> FitPlan:
         """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``."""
         flow_parameters, floats_per_point = flow_footprint(
             self.flow,
@@ -625,7 +609,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return fit_plan(
             n_samples=n_samples,
             dim=dim,
-            n_stack=self.n_init * self.n_components,
+            n_stack=n_init * self.n_components,
             flow_parameters=flow_parameters,
             floats_per_point=floats_per_point,
             batch_size=resolve_batch_size(self.batch_size, n_samples),
@@ -633,29 +617,23 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             budget=resolve_budget(self.max_memory, device),
         )
 
-    def _early_stopping(self) -> bool:
-        """Whether this fit stops early: ``early_stopping="auto"`` does for full-covariance starts."""
-        if self.early_stopping == "auto":
-            return self.covariance_type == "full"
-        return bool(self.early_stopping)
-
-    def _holds_out(self) -> bool:
+    def _holds_out(self, fit: Fit) -> bool:
         """Whether the fit keeps ``validation_fraction`` of the points away from training."""
-        return self.selection in ("validation", "auto") or self._early_stopping() or self._measure_gain
+        return fit.selection in ("validation", "auto") or fit.early_stopping
 
     def _can_hold_out(self, n_samples: int) -> bool:
         n_validation = round(self.validation_fraction * n_samples)
         return n_validation >= 1 and n_samples - n_validation >= self.n_components
 
-    def _n_validation(self, n_samples: int) -> int:
+    def _n_validation(self, n_samples: int, fit: Fit) -> int:
         """How many of ``n_samples`` points the fit holds out (0 where it holds none out)."""
-        return round(self.validation_fraction * n_samples) if self._holds_out() else 0
+        return round(self.validation_fraction * n_samples) if self._holds_out(fit) else 0
 
-    def _split_validation(self, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _split_validation(self, n_samples: int, seed: int, fit: Fit) -> tuple[np.ndarray, np.ndarray | None]:
         """(training rows, validation rows or None): early stopping and the held-out selections hold rows out."""
-        if not self._holds_out():
+        if not self._holds_out(fit):
             return np.arange(n_samples), None
-        n_validation = self._n_validation(n_samples)
+        n_validation = self._n_validation(n_samples, fit)
         if not self._can_hold_out(n_samples):
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves {n_validation} validation and "
@@ -673,13 +651,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         validation_X: np.ndarray | None,
         responsibilities: np.ndarray,
         device: torch.device,
+        fit: Fit,
     ) -> torch.Tensor | None:
         """The start's clusters carried to the validation points: (R, K, M) one-hot, or None.
 
         Each validation point takes the majority cluster of its 10 nearest training points, so that
         pretraining can stop on how well every component models its own held-out points.
         """
-        if validation_X is None or not self._early_stopping():
+        if validation_X is None or not fit.early_stopping:
             return None
         from sklearn.neighbors import KNeighborsClassifier
 
@@ -691,12 +670,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         assigned = one_hot(np.stack(labels), self.n_components)  # (R, M, K)
         return torch.as_tensor(assigned, device=device).transpose(1, 2).contiguous()
 
-    def _process_share(self) -> tuple[int, int, np.ndarray | None]:
+    def _process_share(self, fit: Fit) -> tuple[int, int, np.ndarray | None]:
         """(rank, world size, restarts this process trains or None for all) under ``distributed``."""
         if self.distributed is None:
             return 0, 1, None
         rank, world_size = require_group(self.distributed)
-        block = restart_block(self.n_init, rank, world_size) if self.distributed == "restarts" else None
+        block = restart_block(fit.n_init, rank, world_size) if self.distributed == "restarts" else None
         return rank, world_size, block
 
     def _select_across_ranks(
@@ -706,32 +685,27 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         columns: torch.Tensor,
         validation: torch.Tensor | None,
         block: np.ndarray,
+        fit: Fit,
     ) -> tuple[TrainResult, int, MixtureOfFlows]:
         """Restart-parallel selection: gather every rank's scores and losses, keep the best restart.
 
         Its owner broadcasts its parameters, so every rank ends with the same model.
         """
         rank, world_size = world()
-        _, local_scores = select(self.selection, result, density, columns, validation)
+        _, local_scores = select(fit.selection, result, density, columns, validation)
         scores = gather_rows(local_scores, world_size)
         result = gather_result(result, self.n_epochs, world_size)
-        self._check_failures(result.stopped_epoch)
+        self._check_failures(result.stopped_epoch, fit)
         self.selection_scores_ = scores
-        best = self._kept_restart(int(np.argmin(scores)), scores)
-        blocks = [restart_block(self.n_init, r, world_size) for r in range(world_size)]
+        best = int(np.argmin(scores))
+        blocks = [restart_block(fit.n_init, r, world_size) for r in range(world_size)]
         owner = next(r for r, b in enumerate(blocks) if best in b)
         kept = density.take_restart(int(np.flatnonzero(block == best)[0]) if rank == owner else 0)
         broadcast_module(kept, owner)
         return result, best, kept
 
-    def _kept_restart(self, selected: int, scores: np.ndarray) -> int:
-        """The refit's restart where one is set and it trained to the end, else the selected one."""
-        if self._refit_restart is not None and np.isfinite(scores[self._refit_restart]):
-            return self._refit_restart
-        return selected
-
     def _open_checkpoint(
-        self, X: np.ndarray, seed: int, rank: int = 0, world_size: int = 1
+        self, X: np.ndarray, seed: int, fit: Fit, rank: int = 0, world_size: int = 1
     ) -> tuple[FitCheckpoint | None, Resumed | None]:
         """The fit's checkpoint writer and the checkpoint to continue from, if ``checkpoint_dir`` is set.
 
@@ -745,8 +719,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         for name, default in _ADDED_WITH_DEFAULTS.items():
             if settings[name] == default:  # so that checkpoints written before they existed still resume
                 del settings[name]
-        if not isinstance(self.init, str):
-            settings["init"] = fingerprint({}, np.asarray(self.init))
+        # The settings this training resolved to (the recipe's choices, its start among them).
+        settings.update(fit.describe())
+        if not isinstance(fit.init, str):
+            settings["init"] = fingerprint({}, np.asarray(fit.init))
         if self.batch_size == "auto":  # the rule, or the smaller batch that max_memory made it take
             plan = self.memory_plan_
             settings["batch_size"] = plan.batch_size if plan.shrunk else _AUTO_BATCH_RULE
@@ -770,11 +746,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         checkpoint.context = {"seed": seed if resumed is None else resumed.context["seed"]}
         return checkpoint, resumed
 
-    def _initial_density(self, start: Start, X: np.ndarray, generator: torch.Generator) -> MixtureOfFlows:
+    def _initial_density(
+        self, start: Start, X: np.ndarray, generator: torch.Generator, fit: Fit
+    ) -> MixtureOfFlows:
         """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``)."""
         flows = make_flow(
             self.flow,
-            self.n_init * self.n_components,
+            fit.n_init * self.n_components,
             X.shape[1],
             hidden_units=self.hidden_units,
             n_layers=self.n_layers,
@@ -785,7 +763,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         flows.prepare(torch.from_numpy(X))
         scales = None if start.scales is None else torch.as_tensor(start.scales)
         tril = None
-        if self.covariance_type == "full" and start.responsibilities is not None:
+        if fit.covariance_type == "full" and start.responsibilities is not None:
             covariances = torch.as_tensor(shrunk_covariances(X, start.responsibilities))
             tril = torch.linalg.cholesky(covariances).reshape(-1, *covariances.shape[1:])
         density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales, tril)
@@ -794,18 +772,18 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
         return density
 
-    def _check_failures(self, stopped_epoch: np.ndarray) -> None:
+    def _check_failures(self, stopped_epoch: np.ndarray, fit: Fit) -> None:
         """Raise if every restart diverged; warn about the ones that did."""
         failed = np.flatnonzero(stopped_epoch >= 0)
-        if failed.size == self.n_init:
+        if failed.size == fit.n_init:
             raise ValueError(
-                f"All {self.n_init} restarts diverged (the loss became NaN or inf). Try a smaller "
+                f"All {fit.n_init} restarts diverged (the loss became NaN or inf). Try a smaller "
                 "learning_rate, scaling the data (e.g. MinMaxScaler or StandardScaler), a larger "
                 "base_std, or more restarts (n_init)."
             )
         if failed.size:
             warnings.warn(
-                f"{failed.size} of {self.n_init} restarts stopped early because their loss became "
+                f"{failed.size} of {fit.n_init} restarts stopped early because their loss became "
                 f"NaN or inf (restarts {failed.tolist()}); they were not considered.",
                 RuntimeWarning,
                 stacklevel=3,
@@ -835,7 +813,6 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.base_covariances_ = None
         self.covariance_type_ = "diag" if density.base_scale_tril is None else "full"
         self.algorithm_ = None if self.algorithm == "auto" else self.algorithm  # a fit sets it after
-        self.gaussian_gain_ = None  # measured by covariance_type="auto", which sets it after
         if density.base_scale_tril is not None:
             tril = density.base_scale_tril[0].cpu().double()
             self.base_covariances_ = (tril @ tril.transpose(1, 2)).numpy()
@@ -850,12 +827,13 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _joint_log_prob(self, X: Any) -> np.ndarray:
         """log pi_k + log flow_k(x) for every point: (N, K) float64, computed in chunks."""
         check_is_fitted(self, "density_")
-        return self._joint_log_prob_array(self._validate_X(X, reset=False))
+        Z = _in_float32(self.feature_scaling_.transform(self._validate_X(X, reset=False)))
+        return self._joint_log_prob_array(Z)
 
     @reuse_freed_memory()
     @flush_denormals()
     def _joint_log_prob_array(self, X: np.ndarray) -> np.ndarray:
-        """As :meth:`_joint_log_prob` for an already validated array, in ``inference_dtype``."""
+        """As :meth:`_joint_log_prob` for an already validated and preprocessed array, in ``inference_dtype``."""
         device = self.density_.logits.device
         # What max_memory leaves for the model and a chunk once the (N, K) outputs are held.
         budget = resolve_budget(self.max_memory, device) - 8 * X.shape[0] * self.n_components
@@ -888,10 +866,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """Log density of each point under the mixture, shape (n_samples,)."""
+        """Log density of each point under the mixture in the units of X, shape (n_samples,).
+
+        The mixture is fitted on the preprocessed data (``feature_scaling_``); the log-determinant
+        of that map is added, so the density integrates to 1 over the user's space.
+        """
         joint = self._joint_log_prob(X)
         top = joint.max(axis=1)
-        return top + np.log(np.exp(joint - top[:, None]).sum(axis=1))
+        return top + np.log(np.exp(joint - top[:, None]).sum(axis=1)) + self.feature_scaling_.log_det
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log density of X."""
@@ -905,7 +887,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         density = in_dtype(self.density_, torch_inference_dtype(self.inference_dtype))
         x, labels = density.sample(int(n_samples), torch.Generator().manual_seed(seed))
-        return x.cpu().numpy().astype(np.float64), labels.cpu().numpy()
+        return self.feature_scaling_.inverse_transform(
+            x.cpu().numpy().astype(np.float64)
+        ), labels.cpu().numpy()
 
     def n_parameters(self) -> int:
         """Free parameters of the fitted mixture (masked-out weights excluded)."""
@@ -964,6 +948,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
         if not isinstance(self.early_stopping, bool | np.bool_) and self.early_stopping != "auto":
             raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}.")
+        if self.preprocessing not in PREPROCESSINGS:
+            raise ValueError(
+                f"preprocessing must be one of {list(PREPROCESSINGS)}, got {self.preprocessing!r}."
+            )
         if self.covariance_type not in ("auto", "full", "diag"):
             raise ValueError(
                 f"covariance_type must be 'auto', 'full' or 'diag', got {self.covariance_type!r}."
@@ -982,7 +970,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             positive_int("shuffle_buffer", self.shuffle_buffer)
         if self.batch_order not in BATCH_ORDERS:
             raise ValueError(f"batch_order must be one of {list(BATCH_ORDERS)}, got {self.batch_order!r}.")
-        if self.batch_order == "per-restart" and (self._algorithm() != "mle" or self.distributed == "data"):
+        if self.batch_order == "per-restart" and (self.algorithm != "mle" or self.distributed == "data"):
             raise ValueError(
                 "batch_order='per-restart' is built for algorithm='mle' (the paper's training) without "
                 f"distributed='data'; got algorithm={self.algorithm!r}, distributed={self.distributed!r}. "
@@ -1037,7 +1025,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         check_flow_params(self.flow, self.flow_params)
 
     def _validate_X(self, X: Any, reset: bool) -> np.ndarray:
-        """Check X and convert it to a finite float32 array of shape (n_samples, n_features)."""
+        """Check X and convert it to a finite float64 array of shape (n_samples, n_features).
+
+        float64 keeps the user's precision through preprocessing (a feature of values near 1e4
+        that vary by 1e-2 would lose it in float32); the model then sees float32.
+        """
         if X is None:
             raise TypeError(
                 "X is None; pass the data as an array-like of shape (n_samples, n_features), e.g. a "
@@ -1071,10 +1063,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 f"shape {np.shape(X)}. Flatten each sample first, e.g. X.reshape(len(X), -1)."
             )
         try:
-            # Values beyond float32's range become inf in the cast and are refused just below;
-            # numpy's overflow warning would only come first.
             with np.errstate(over="ignore"):
-                return validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=1)
+                return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
         except ValueError as err:
             text = str(err)
             if "could not convert" in text or "Cannot cast" in text:  # the second: pandas' string columns

@@ -19,6 +19,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from flowmix._io import atomic_write_dir
@@ -26,6 +27,7 @@ from flowmix.density import MixtureOfFlows
 from flowmix.flows import FLOW_FAMILIES, family_defaults
 from flowmix.flows.base import AutoregressiveFlow
 from flowmix.nn import ACTIVATIONS
+from flowmix.preprocessing import FeatureScaling
 from flowmix.training import TrainResult
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         params["random_state"] = None  # a RandomState object has no JSON form
     if not isinstance(params["init"], str):
         params["init"] = None  # the user's labels are not kept; refitting needs them again
+    if not isinstance(params["recipe"], str):
+        params["recipe"] = None  # a recipe object has no JSON form; refitting needs it again
     config = {
         "format": "flowmix-model",
         "format_version": FORMAT_VERSION,
@@ -77,6 +81,10 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         "base_std": density.base_std,
         "n_features_in": int(model.n_features_in_),
         "feature_names_in": list(map(str, getattr(model, "feature_names_in_", []))) or None,
+        "feature_scaling": {
+            "offset": model.feature_scaling_.offset.tolist(),
+            "scale": model.feature_scaling_.scale.tolist(),
+        },
         "best_restart": model.best_restart_,
         "n_iter": model.n_iter_,
     }
@@ -94,7 +102,6 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
 
 def _json_scalar(value: Any) -> Any:
     """numpy scalars (``n_components=np.int64(3)``, as scikit-learn's searches pass) as Python numbers."""
-    import numpy as np
 
     if isinstance(value, np.generic):
         return value.item()
@@ -112,7 +119,6 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
     the architecture on torch's "meta" device, which allocates nothing); the tensors must be
     exactly the architecture's, with its autoregressive masks, finite values and a finite density.
     """
-    import numpy as np
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -163,6 +169,14 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
     result = TrainResult(losses, np.full(len(losses), -1), layout.n_iter)
     model._set_fitted(density, result, layout.best_restart)
     model.n_features_in_ = layout.n_features
+    model.feature_scaling_ = FeatureScaling.identity(layout.n_features)
+    if layout.feature_scaling is not None:
+        offset, scale = layout.feature_scaling["offset"], layout.feature_scaling["scale"]
+        if len(offset) != layout.n_features:
+            problem = f"its feature_scaling has {len(offset)} values, not n_features_in={layout.n_features}"
+            raise _corrupt(config_path, problem)
+        model.feature_scaling_ = FeatureScaling(np.asarray(offset, np.float64), np.asarray(scale, np.float64))
+    model.recipe_trace_ = None  # what ran at fit time is not kept in the file
     if layout.feature_names:
         model.feature_names_in_ = np.asarray(layout.feature_names, dtype=object)
     # A last check that needs no knowledge of the flow family or of the estimator's parameters:
@@ -206,6 +220,7 @@ class _Layout:
     best_restart: int
     n_iter: int
     feature_names: list[str] | None
+    feature_scaling: dict[str, list[float]] | None  # checked lists; their length is checked with the tensors
 
 
 def _corrupt(path: Path, problem: str) -> ValueError:
@@ -320,6 +335,27 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
         or (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)),
         f"feature_names_in is not null or a list of {d} strings",
     )
+    scaling = config.get("feature_scaling")
+    if scaling is None:  # written before preprocessing existed: fitted on the data as given
+        params.setdefault("preprocessing", "none")
+    else:
+        need(
+            isinstance(scaling, dict) and set(scaling) == {"offset", "scale"},
+            "its feature_scaling is not an object with an offset and a scale",
+        )
+        offset, scale = scaling["offset"], scaling["scale"]
+        need(
+            all(
+                isinstance(c, list)
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in c
+                )
+                for c in (offset, scale)
+            )
+            and len(offset) == len(scale)
+            and all(v > 0 for v in scale),
+            "its feature_scaling is not equally many finite offsets and positive finite scales",
+        )
     if isinstance(params.get("hidden_units"), list):
         params["hidden_units"] = tuple(params["hidden_units"])
     if device is not None:
@@ -334,7 +370,7 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             f"{config_path}: device {_short(where)} is not one of {', '.join(_DEVICE_TYPES)}; load the model "
             "with FlowMixture.load(path, device='cpu')."
         )
-    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names)
+    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling)
 
 
 def _read_header(tensors_path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -35,6 +35,7 @@ _COMMON: dict[str, Any] = {
     "n_layers": 1,
     "activation": "tanh",
     "base_std": 0.1,
+    "preprocessing": "none",  # the paper min-max scales the toy sets itself and fits the data as given
     "init": "unit",
     "learning_rate": 1e-3,
     "n_init": 10,

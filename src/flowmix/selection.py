@@ -8,7 +8,6 @@ never look at labels.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -187,36 +186,17 @@ def spectral_objective(
 
 
 # Held-out nats per point and dimension by which the best restart must beat a full-covariance
-# GMM before "auto" trusts the graph cut. Below it the clusters are about Gaussian, and the
+# GMM before the "auto" rule trusts the graph cut. Below it the clusters are about Gaussian, and the
 # likelihood ranks partitions the way EM's restarts are ranked. Measured gains
 # (benchmarks/clustering_quality.py, seeds 0 and 1): 0.28-0.9 on rings, moons, spirals and the paper's
 # 2-D sets; at most 0.15 on iris, wine, breast cancer and the blobs.
 GAUSSIAN_GAIN = 0.2
 # Points a reference GMM is fitted on at most (a random subsample of larger sets).
 _GMM_MAX_POINTS = 20000
-# The last reference GMM's (key, held-out log-likelihood): selection="auto" and the gain test of
-# covariance_type="auto" both ask for it on the same points, and it is the costly part of either.
-_last_reference: tuple[bytes, float] | None = None
 
 
 def gmm_validation_likelihood(train: Tensor, validation: Tensor, n_components: int) -> float:
-    """Mean held-out log-likelihood of a full-covariance GMM fitted to the training points.
-
-    Deterministic (seed 0), so a repeated call on the same points returns the last result.
-    """
-    global _last_reference
-    digest = hashlib.blake2b(str((tuple(train.shape), tuple(validation.shape), n_components)).encode())
-    for tensor in (train, validation):
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    key = digest.digest()
-    if _last_reference is not None and _last_reference[0] == key:
-        return _last_reference[1]
-    score = _fit_reference_gmm(train, validation, n_components)
-    _last_reference = (key, score)
-    return score
-
-
-def _fit_reference_gmm(train: Tensor, validation: Tensor, n_components: int) -> float:
+    """Mean held-out log-likelihood of a full-covariance GMM fitted (seed 0) to the training points."""
     points = train.T.double().cpu().numpy()
     if len(points) > _GMM_MAX_POINTS:
         points = points[np.random.RandomState(0).choice(len(points), _GMM_MAX_POINTS, replace=False)]

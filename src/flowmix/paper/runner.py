@@ -710,10 +710,16 @@ def _run_recipe(
         **_device_fields(device),
         "empty_components": len(model.empty_components_),
         "bases": model.covariance_type_,
-        "gaussian_gain": model.gaussian_gain_,
+        "recipe": _recipe_summary(model),
         "warnings": sorted({str(w.message).splitlines()[0] for w in caught}),
         "finished_at": _now(),
     }
+
+
+def _recipe_summary(model: Any) -> str:
+    """The recipe's decision in a few words (which start it kept), or its name."""
+    trace = model.recipe_trace_
+    return trace["decision"]["kept"] if "decision" in trace else model.recipe_.name
 
 
 def _run_baseline(
