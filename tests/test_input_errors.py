@@ -80,7 +80,8 @@ def test_sample_before_fit_and_bad_count(fitted):
         ({"activation": "swish"}, "activation must be one of"),
         (
             {"init": "random"},
-            r"init must be one of \['box', 'unit', 'kmeans', 'kmeans-partition', 'gmm', 'spectral', 'genie', 'auto'\]",
+            r"init must be one of \['box', 'unit', 'kmeans', 'kmeans-partition', 'gmm', 'gmm-best', 'spectral', "
+            r"'genie', 'auto'\]",
         ),
         ({"device": "tpu:9"}, "is not a torch device; use 'cpu' or 'cuda'"),
     ],

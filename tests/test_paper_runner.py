@@ -273,7 +273,9 @@ def test_flowmix_default_runs_beside_the_paper_methods_on_a_learned_feature_row(
     assert params["flow"] == "spline" and params["init"] == "auto"  # the whole recipe is recorded
     assert all(r["objective"] is not None and np.isfinite(r["objective"]) for r in recipe)
     # Which start each run's recipe kept, and the bases it trained, are recorded beside the score.
-    assert all(r["bases"] in ("full", "diag") and r["recipe"] in ("genie", "spectral", "gmm") for r in recipe)
+    assert all(
+        r["bases"] in ("full", "diag") and r["recipe"] in ("genie", "spectral", "gmm-best") for r in recipe
+    )
     assert select_best(recipe)["objective"] == min(r["objective"] for r in recipe)
     # Well-separated blobs: the recipe finds them even with 3 epochs.
     assert select_best(recipe)["metrics"]["ari"] > 0.9

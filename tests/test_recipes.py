@@ -42,7 +42,7 @@ def test_rings_are_trained_from_a_graph_partition(circles):
     X, y = circles
     model = FlowMixture(2, random_state=0).fit(X)
     trace = model.recipe_trace_
-    assert set(trace["candidates"]["normalised_cut"]) == {"genie", "spectral", "gmm"}
+    assert set(trace["candidates"]["normalised_cut"]) == {"genie", "spectral", "gmm-best"}
     assert trace["decision"]["kept"] in ("genie", "spectral") and model.covariance_type_ == "diag"
     assert trace["fit"]["start"] == trace["decision"]["kept"] and "empty components" not in trace
     assert adjusted_rand_score(y, model.labels_) > 0.95
@@ -56,7 +56,7 @@ def test_overlapping_blobs_are_trained_from_the_gaussian_mixture_with_soft_em(tm
     X = np.r_[rng.normal(0, 1, (300, 2)), rng.normal([2.5, 0], 1, (300, 2))] @ np.array([[1, 0.5], [0, 1]])
     y = np.repeat([0, 1], 300)
     model = FlowMixture(2, **QUICK).fit(X)
-    assert model.recipe_trace_["decision"]["kept"] == "gmm"
+    assert model.recipe_trace_["decision"]["kept"] == "gmm-best"
     assert model.covariance_type_ == "full" and model.algorithm_ == "soft-em"
     assert model.best_epoch_ is not None  # stopped on held-out points
     assert adjusted_rand_score(y, model.labels_) > 0.6
@@ -98,7 +98,7 @@ def test_the_decision_follows_the_graph_advantage(three_blobs):
     X, _ = three_blobs
     always_graph = Candidates(graph_advantage=0.0)  # any cut is "lower" than the Gaussian one's times 0
     never_graph = Candidates(graph_advantage=np.inf)
-    assert FlowMixture(3, recipe=never_graph, **QUICK).fit(X).recipe_trace_["decision"]["kept"] == "gmm"
+    assert FlowMixture(3, recipe=never_graph, **QUICK).fit(X).recipe_trace_["decision"]["kept"] == "gmm-best"
     model = FlowMixture(3, recipe=always_graph, **QUICK).fit(X)
     assert model.recipe_trace_["decision"]["kept"] in ("genie", "spectral")
     assert model.algorithm_ == "hard-em" and model.covariance_type_ == "diag"

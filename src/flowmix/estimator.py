@@ -176,14 +176,15 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     recipe : {"auto", "candidates", "single"} or flowmix.recipes.Recipe, default="auto"
         How the fit is composed (:mod:`flowmix.recipes`; the fitted model keeps what ran and why
         as ``recipe_trace_``). ``"candidates"``: Genie, spectral clustering and a Gaussian
-        mixture propose partitions of the preprocessed data; the mixture of flows is trained
-        from the best graph partition (Genie's or spectral clustering's, lowest normalised cut
-        of the kNN graph) where that cuts more than 1.3 times fewer edges than the Gaussian
-        mixture's, else from the Gaussian mixture's posteriors (full-covariance bases, soft EM,
-        early stopping); one start is trained. ``"single"``: one training with this
-        estimator's settings, ``n_init`` restarts. ``"auto"``: ``"candidates"`` while ``init``,
-        ``covariance_type`` and ``selection`` are ``"auto"``, else ``"single"``. Settings given explicitly
-        (not ``"auto"``) replace the recipe's own.
+        mixture (the most likely of 10 EM runs) propose partitions of the preprocessed data;
+        the mixture of flows is trained from the best graph partition (Genie's or spectral
+        clustering's, lowest normalised cut of the kNN graph) where that cuts more than 1.2
+        times fewer edges than the Gaussian mixture's, else from the Gaussian mixture's
+        posteriors (full-covariance bases, soft EM, early stopping); one start is trained.
+        ``"single"``: one training with this estimator's settings, ``n_init`` restarts.
+        ``"auto"``: ``"candidates"`` while ``init``, ``covariance_type`` and ``selection`` are
+        ``"auto"``, else ``"single"``. Settings given explicitly (not ``"auto"``) replace the
+        recipe's own.
     covariance_type : {"auto", "full", "diag"}, default="auto"
         Base normals of the cluster starts: ``"full"``, each component's base is its cluster's
         covariance (shrunk towards its diagonal when the cluster has few points), so that the

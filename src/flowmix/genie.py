@@ -55,7 +55,7 @@ def minimum_spanning_tree(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def gini_index(sizes: np.ndarray) -> float:
     """Normalised Gini index of cluster sizes: 0 when all are equal, 1 when one holds (almost) everything.
 
-    sum_{i<j} |s_i - s_j| / ((c - 1) sum_i s_i) over c clusters, as in the Genie paper.
+    ``sum_{i<j} |s_i - s_j| / ((c - 1) sum_i s_i)`` over c clusters, as in the Genie paper.
 
     Examples
     --------

@@ -79,7 +79,7 @@ class FeatureScaling:
 
     @property
     def log_det(self) -> float:
-        """log |dz/dx| = -sum(log scale): added to a log density in z to give the log density in x."""
+        """``log |dz/dx| = -sum(log scale)``: added to a log density in z to give the log density in x."""
         return -float(np.log(self.scale).sum())
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ class FeatureScaling:
 
 
 def fit_scaling(preprocessing: str, X: np.ndarray) -> FeatureScaling:
-    """The map that ``preprocessing`` (one of :data:`PREPROCESSINGS`) fits to the training data X."""
+    """The map that ``preprocessing`` (``"robust"``, ``"standardize"`` or ``"none"``) fits to the training data X."""
     if preprocessing == "robust":
         return FeatureScaling.robust(X)
     if preprocessing == "standardize":

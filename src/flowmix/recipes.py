@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,11 +49,14 @@ class Fit:
         return described
 
 
-@dataclass
 class Trace:
-    """What a recipe ran and why: one entry per step, in order."""
+    """What a recipe ran and why: ``steps``, one dict per step, in order, each with its ``"step"`` name."""
 
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.steps: list = []
+
+    def __repr__(self) -> str:
+        return f"Trace(steps={self.steps!r})"
 
     def add(self, step: str, **facts: Any) -> None:
         self.steps.append({"step": step, **facts})
@@ -155,8 +158,8 @@ class Candidates(Recipe):
     def __init__(
         self,
         graph_candidates: tuple[str, ...] = ("genie", "spectral"),
-        gaussian_candidate: str = "gmm",
-        graph_advantage: float = 1.3,
+        gaussian_candidate: str = "gmm-best",
+        graph_advantage: float = 1.2,
         neighbour_counts: tuple[int, ...] = SPECTRAL_NEIGHBOUR_CYCLE,
         shapes: Fit = Fit("diag", "kept partition", "hard-em", "loss", False, 1),
         gaussian: Fit = Fit("full", "kept partition", "soft-em", "loss", True, 1),
