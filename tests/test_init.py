@@ -160,3 +160,24 @@ def test_spectral_restarts_cycle_through_the_neighbourhood_sizes(monkeypatch):
     X, _ = make_circles(200, noise=0.03, factor=0.5, random_state=0)
     init.spectral_partition(X.astype(np.float32), 4, 2, np.random.RandomState(0))
     assert seen == [10, 5, 20]  # one embedding per graph, the fourth restart reuses the first
+
+
+def test_genie_start_cycles_through_gini_thresholds(circles):
+    X, y = circles
+    start = init.genie_partition(X.astype(np.float32), 4, 2, np.random.RandomState(0))
+    assert start.responsibilities.shape == (4, len(X), 2)
+    for r in start.responsibilities:
+        assert adjusted_rand_score(y, r.argmax(1)) == 1.0
+    # the fourth restart takes the first threshold again: the same partition
+    np.testing.assert_array_equal(start.responsibilities[3], start.responsibilities[0])
+
+
+def test_best_gmm_start_is_the_most_likely_of_several_runs(three_blobs):
+    X, y = three_blobs
+    best = init.best_gmm_posteriors(X, 2, 3, np.random.RandomState(0))
+    assert best.responsibilities.shape == (2, len(X), 3)
+    np.testing.assert_array_equal(best.responsibilities[0], best.responsibilities[1])
+    assert adjusted_rand_score(y, best.responsibilities[0].argmax(1)) > 0.95
+    # several runs are at least as likely as the first of them alone
+    one, many = init.fit_full_gmm(X, 3, seed=0), init.fit_full_gmm(X, 3, seed=0, n_runs=init.BEST_GMM_RUNS)
+    assert many.n_init == init.BEST_GMM_RUNS and many.score(X) >= one.score(X) - 1e-9
