@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowmix import FlowMixture
 from flowmix.preprocessing import FeatureScaling, fit_scaling
@@ -60,3 +62,20 @@ def test_saved_models_keep_their_scaling(tmp_path, two_tight_blobs):
     loaded = FlowMixture.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.feature_scaling_.scale, model.feature_scaling_.scale)
     np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    log_scale=st.lists(st.floats(-3, 3), min_size=2, max_size=2),
+    shift=st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=2),
+)
+def test_any_per_feature_affine_map_leaves_the_partition_alone(log_scale, shift):
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 0.05, (60, 2)), rng.normal(1, 0.05, (60, 2))]
+    scale = 10.0 ** np.asarray(log_scale)
+    model = FlowMixture(2, **FAST).fit(X)
+    moved = FlowMixture(2, **FAST).fit(X * scale + np.asarray(shift))
+    np.testing.assert_array_equal(moved.labels_, model.labels_)
+    np.testing.assert_allclose(
+        moved.score_samples(X * scale + shift), model.score_samples(X) - np.log(scale).sum(), atol=5e-3
+    )

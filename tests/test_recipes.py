@@ -137,3 +137,14 @@ def test_the_default_resumes_from_its_checkpoint(circles, tmp_path):
 def test_a_recipe_shows_its_settings():
     text = repr(Candidates(graph_advantage=2.0))
     assert "graph_advantage=2.0" in text and "genie" in text
+
+
+def test_tiny_clusters_are_kept_apart_from_a_large_one():
+    rng = np.random.RandomState(0)
+    sizes = [300, 10, 2]
+    X = np.concatenate(
+        [rng.normal(c, 0.5, (n, 2)) for c, n in zip([[0, 0], [4, 0], [0, 4]], sizes, strict=True)]
+    )
+    model = FlowMixture(3, **QUICK).fit(X)
+    assert adjusted_rand_score(np.repeat([0, 1, 2], sizes), model.labels_) == 1.0
+    assert "empty components" not in model.recipe_trace_

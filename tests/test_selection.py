@@ -120,3 +120,14 @@ def test_the_reference_gmm_scores_held_out_points_deterministically():
     assert selection.gmm_validation_likelihood(train, validation, 2) == first
     # points of the training distribution score higher than points moved away from it
     assert first > selection.gmm_validation_likelihood(train, validation + 3, 2) + 1
+
+
+def test_a_cluster_smaller_than_the_neighbourhood_is_not_counted_as_cut():
+    rng = np.random.RandomState(0)
+    # a large blob and two isolated pairs: every point of a pair keeps at most 1 of its 5 neighbours
+    points = np.r_[rng.normal(0, 0.3, (100, 2)), [[10.0, 0.0], [10.1, 0.0], [0.0, 10.0], [0.0, 10.1]]]
+    right = np.r_[np.zeros(100, int), 1, 1, 2, 2]
+    split_blob = np.r_[(points[:100, 0] > 0).astype(int), 2, 2, 2, 2]  # the blob halved, the pairs joined
+    cuts = selection.normalised_cuts(points, np.stack([right, split_blob]), 3, (5,))
+    # only the blob's side of the pairs' edges is left: 8 edges of a volume of about 500
+    assert cuts[0] < 0.02 and cuts[1] > 0.4

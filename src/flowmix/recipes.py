@@ -199,7 +199,9 @@ class Candidates(Recipe):
         trace.add("candidates", normalised_cut=dict(zip(names, cuts.round(6).tolist(), strict=True)))
         best_graph = int(np.argmin(cuts[:-1]))
         gaussian_cut = cuts[-1]
-        if cuts[best_graph] * self.graph_advantage < gaussian_cut:
+        with np.errstate(invalid="ignore"):  # 0 x inf: a recipe that never keeps a graph partition
+            graph_wins = bool(cuts[best_graph] * self.graph_advantage < gaussian_cut)
+        if graph_wins:
             kept, fit = names[best_graph], dataclasses.replace(self.shapes, init=partitions[best_graph])
             why = (
                 f"{kept}'s cut {cuts[best_graph]:.4g} is more than {self.graph_advantage} times lower than "

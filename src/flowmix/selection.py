@@ -107,12 +107,15 @@ def normalised_cuts(
 ) -> np.ndarray:
     """(R,) normalised cuts of R partitions (R, N) of the points (N, D), averaged over kNN graphs of these sizes.
 
+    Edges that a cluster smaller than the neighbourhood cannot keep inside (a cluster of n points
+    keeps at most n - 1 of each point's k neighbours) are not counted as cut.
+
     Examples
     --------
     >>> points = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
     >>> partitions = np.array([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
     >>> normalised_cuts(points, partitions, 2, (2,)).round(3).tolist()
-    [0.0, 0.375, 1.0]
+    [0.0, 0.125, 1.0]
     """
     from sklearn.neighbors import kneighbors_graph
 
@@ -124,10 +127,16 @@ def normalised_cuts(
         graph = (graph + graph.T).tocsr()
         degree = np.asarray(graph.sum(axis=1)).ravel()
         rows, cols = graph.nonzero()
+        k = min(neighbours, len(points) - 1)
         for r, part in enumerate(labels):
             crossing = part[rows] != part[cols]
             cut = np.bincount(part[rows][crossing], minlength=n_components)
             volume = np.bincount(part, weights=degree, minlength=n_components)
+            # A cluster of n points cannot keep more than n - 1 of a point's k neighbours: the
+            # other edges cross whatever the partition, so they do not count against it (else
+            # any cluster smaller than the neighbourhood looks badly cut, however isolated).
+            sizes = np.bincount(part, minlength=n_components)
+            cut = np.maximum(cut - sizes * np.maximum(k - sizes + 1, 0), 0)
             # cut(A) / vol(A) <= 1; an empty cluster scores that worst value, where its 0 / 0
             # would otherwise make a partition that leaves components empty look perfect.
             ratios = np.where(volume > 0, cut / np.maximum(volume, 1e-12), 1.0)
