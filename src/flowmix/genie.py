@@ -34,20 +34,27 @@ def minimum_spanning_tree(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
-    outside = np.ones(n, dtype=bool)
-    nearest = np.full(n, np.inf)  # squared distance of each outside point to the tree
-    attach = np.zeros(n, dtype=np.int64)  # the tree point it is nearest to
+    # The points not yet in the tree, packed at the front of these arrays (the last one moves
+    # into the place of each point that joins), so every step touches only those points.
+    outside = np.arange(1, n)
+    points = X[outside].copy()
+    nearest = np.full(n - 1, np.inf)  # squared distance of each outside point to the tree
+    attach = np.zeros(n - 1, dtype=np.int64)  # the tree point it is nearest to
     heads, tails, lengths = np.empty(n - 1, np.int64), np.empty(n - 1, np.int64), np.empty(n - 1)
     newest = 0
-    outside[0] = False
     for step in range(n - 1):
-        distances = np.square(X - X[newest]).sum(axis=1)
-        closer = outside & (distances < nearest)
-        nearest[closer] = distances[closer]
-        attach[closer] = newest
-        newest = int(np.argmin(np.where(outside, nearest, np.inf)))
-        heads[step], tails[step], lengths[step] = attach[newest], newest, nearest[newest]
-        outside[newest] = False
+        m = n - 1 - step
+        diff = points[:m] - X[newest]
+        distances = np.einsum("ij,ij->i", diff, diff)
+        closer = distances < nearest[:m]
+        nearest[:m][closer] = distances[closer]
+        attach[:m][closer] = newest
+        j = int(np.argmin(nearest[:m]))
+        newest = int(outside[j])
+        heads[step], tails[step], lengths[step] = attach[j], newest, nearest[j]
+        last = m - 1
+        for array in (outside, points, nearest, attach):
+            array[j] = array[last]
     order = np.argsort(lengths, kind="stable")
     return heads[order], tails[order], np.sqrt(lengths[order])
 
@@ -62,13 +69,23 @@ def gini_index(sizes: np.ndarray) -> float:
     >>> gini_index(np.array([5, 5, 5])), gini_index(np.array([1, 1, 10]))
     (0.0, 0.75)
     """
-    sizes = np.sort(np.asarray(sizes, dtype=np.float64))
-    c = len(sizes)
+    return _gini_of_histogram(*np.unique(np.asarray(sizes), return_counts=True))
+
+
+def _gini_of_histogram(sizes: np.ndarray, counts: np.ndarray) -> float:
+    """:func:`gini_index` of ``counts[i]`` clusters of size ``sizes[i]`` (sizes distinct, ascending).
+
+    Over pairs of distinct sizes, each of the ``counts[b]`` clusters of size ``sizes[b]`` differs by
+    ``sizes[b] - s`` from every smaller cluster: work in the number of distinct sizes, not of clusters.
+    """
+    c = float(counts.sum())
     if c < 2:
         return 0.0
-    # sum_{i<j} (s_j - s_i) over sorted sizes = sum_j s_j (2j - c + 1)
-    spread = float(np.sum(sizes * (2 * np.arange(c) - c + 1)))
-    return spread / ((c - 1) * float(sizes.sum()))
+    sizes, counts = sizes.astype(np.float64), counts.astype(np.float64)
+    smaller = np.cumsum(counts) - counts  # clusters smaller than each size
+    smaller_mass = np.cumsum(counts * sizes) - counts * sizes  # their points
+    spread = float(np.sum(counts * (sizes * smaller - smaller_mass)))
+    return spread / ((c - 1) * float(np.sum(counts * sizes)))
 
 
 def genie_on_tree(
@@ -87,8 +104,7 @@ def genie_on_tree(
     next_edge = 0  # the shortest unused edge is never before this one
     for _ in range(n_points - n_clusters):  # one merge each
         sizes_now = np.flatnonzero(count_of_size)
-        gini = gini_index(np.repeat(sizes_now, count_of_size[sizes_now])) if len(sizes_now) > 1 else 0.0
-        if gini > gini_threshold:
+        if _gini_of_histogram(sizes_now, count_of_size[sizes_now]) > gini_threshold:
             smallest = sizes_now[0]
             touches = unused & ((size[label[heads]] == smallest) | (size[label[tails]] == smallest))
             edge = int(np.argmax(touches))
