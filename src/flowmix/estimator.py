@@ -488,7 +488,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
         def train(fit: Fit) -> np.ndarray:
-            return self._fit_stage(Z, fit, seed, callback, callback_every)
+            return self._train_once(Z, fit, seed, callback, callback_every)
 
         data = RecipeData(Z, self.n_components, seed, self._can_hold_out(len(Z)))
         self.recipe_trace_ = recipe.run(data, train)
@@ -496,7 +496,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.feature_scaling_ = scaling
         return self
 
-    def _fit_stage(
+    def _train_once(
         self,
         X: np.ndarray,
         fit: Fit,

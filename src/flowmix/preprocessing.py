@@ -47,11 +47,7 @@ class FeatureScaling:
         ([1.0, 5.0], [1.0, 1.0])
         """
         X = np.asarray(X, dtype=np.float64)
-        scale = X.std(axis=0)
-        # A constant feature carries no information about clusters; dividing it by 0 would not be finite.
-        # The floor is relative to the feature's magnitude, so near-constant float noise is not blown up.
-        tiny = 1e-12 * np.maximum(np.abs(X).max(axis=0), 1e-300)
-        return cls(X.mean(axis=0), np.where(scale > tiny, scale, 1.0))
+        return cls(X.mean(axis=0), _where_usable(X.std(axis=0), X, 1.0))
 
     @classmethod
     def robust(cls, X: np.ndarray) -> FeatureScaling:
@@ -68,10 +64,7 @@ class FeatureScaling:
         """
         X = np.asarray(X, dtype=np.float64)
         low, median, high = np.percentile(X, [25, 50, 75], axis=0)
-        spread = FeatureScaling.standardize(X).scale
-        iqr = high - low
-        tiny = 1e-12 * np.maximum(np.abs(X).max(axis=0), 1e-300)
-        return cls(median, np.where(iqr > tiny, iqr, spread))
+        return cls(median, _where_usable(high - low, X, _where_usable(X.std(axis=0), X, 1.0)))
 
     @property
     def is_identity(self) -> bool:
@@ -93,6 +86,16 @@ class FeatureScaling:
         if self.is_identity:
             return Z
         return (self.offset + self.scale * Z).astype(Z.dtype, copy=False)
+
+
+def _where_usable(spread: np.ndarray, X: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
+    """``spread`` where a feature varies, ``fallback`` where it is (about) constant.
+
+    Dividing by 0 would not be finite; the floor is relative to the feature's magnitude, so that
+    float noise on a constant feature is not blown up into a spread.
+    """
+    tiny = 1e-12 * np.maximum(np.abs(X).max(axis=0), 1e-300)
+    return np.where(spread > tiny, spread, fallback)
 
 
 def fit_scaling(preprocessing: str, X: np.ndarray) -> FeatureScaling:
