@@ -28,8 +28,30 @@ def test_the_identity_returns_the_very_array():
 
 
 def test_an_unknown_preprocessing_is_refused():
-    with pytest.raises(ValueError, match=r"preprocessing must be one of \['robust', 'standardize', 'none'\]"):
+    expected = r"preprocessing must be one of \['auto', 'robust', 'standardize', 'global', 'none'\]"
+    with pytest.raises(ValueError, match=expected):
         FlowMixture(2, preprocessing="whiten").fit(np.random.rand(20, 2))
+
+
+def test_global_scaling_keeps_the_features_common_unit():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 60)) * np.r_[np.full(30, 2.0), np.full(30, 0.01)] + 5.0  # faint half
+    scaling = FeatureScaling.global_scale(X)
+    Z = scaling.transform(X)
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-12)
+    assert np.all(scaling.scale == scaling.scale[0])  # one scale: the faint features stay faint
+    assert Z[:, 30:].std() < 0.01 * Z[:, :30].std()
+    assert np.mean(Z.var(axis=0)) == pytest.approx(1.0)
+    assert fit_scaling("global", np.ones((4, 50))).scale.tolist() == [1.0] * 50  # constant data: scale 1
+
+
+@pytest.mark.parametrize(
+    ("n_features", "expected"), [(2, "robust"), (47, "robust"), (48, "global"), (784, "global")]
+)
+def test_auto_scales_narrow_tables_per_feature_and_wide_data_alike(n_features, expected):
+    X = np.random.RandomState(0).normal(size=(30, n_features)) * np.arange(1, n_features + 1)
+    auto, chosen = fit_scaling("auto", X), fit_scaling(expected, X)
+    assert np.array_equal(auto.offset, chosen.offset) and np.array_equal(auto.scale, chosen.scale)
 
 
 FAST = {"n_epochs": 15, "pretrain_epochs": 10, "n_init": 2, "random_state": 0}

@@ -11,6 +11,10 @@ A cluster start may instead give every component a full-covariance normal base (
 factor ``base_scale_tril``): with flows that start as the identity, each component then starts as
 its cluster's Gaussian, the mixture as the GMM of the start, and training only has to learn how
 the clusters differ from Gaussians.
+
+On wide data each component may live on a principal subspace of its cluster
+(flowmix.subspace): its flow then models d whitened coordinates and a normal the D - d others,
+a proper density on R^D at a cost about linear in D. The flows and bases then have dimension d.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from torch import Tensor, nn
 
 from flowmix.flows.base import StackedFlow
 from flowmix.flows.base_distributions import BaseDistribution, DiagonalNormal, FullNormal
+from flowmix.subspace import Subspaces, from_subspace, to_subspace_columns
+from flowmix.subspace import floats_per_point as subspace_floats_per_point
 
 # Activations held per inference chunk; bounds prediction memory whatever N is.
 INFERENCE_CHUNK_FLOATS = 2**24
@@ -34,8 +40,8 @@ class MixtureOfFlows(nn.Module):
     ----------
     flows : StackedFlow
         A stack of R * K flows, restart-major (stack index r * K + k).
-    base_means : Tensor of shape (R, K, D)
-        Fixed locations of the components' base normals.
+    base_means : Tensor of shape (R, K, d)
+        Fixed locations of the components' base normals (d = D without subspaces).
     base_std : float
         Fixed standard deviation of every base normal, used when ``base_scales`` is None.
     base_scales : Tensor of shape (R, K, D) or None, default=None
@@ -43,6 +49,9 @@ class MixtureOfFlows(nn.Module):
     base_scale_tril : Tensor of shape (R, K, D, D) or None, default=None
         Lower-triangular Cholesky factors (positive diagonal) of full base covariances; when
         given, they replace ``base_std`` and ``base_scales`` in the density.
+    subspaces : flowmix.subspace.Subspaces or None, default=None
+        Each component's principal subspace (leading axes (R, K)); the flows and bases then
+        have the subspaces' dimension d. None: the flows model all D features.
 
     Examples
     --------
@@ -59,15 +68,25 @@ class MixtureOfFlows(nn.Module):
         base_std: float,
         base_scales: Tensor | None = None,
         base_scale_tril: Tensor | None = None,
+        subspaces: Subspaces | None = None,
     ):
         super().__init__()
-        n_restarts, n_components, dim = base_means.shape
-        if flows.n_stack != n_restarts * n_components or flows.dim != dim:
+        n_restarts, n_components, flow_dim = base_means.shape
+        if flows.n_stack != n_restarts * n_components or flows.dim != flow_dim:
             raise ValueError(
                 f"flows hold {flows.n_stack} flows of dimension {flows.dim}; the base means ask for "
-                f"{n_restarts} x {n_components} of dimension {dim}."
+                f"{n_restarts} x {n_components} of dimension {flow_dim}."
             )
-        self.n_restarts, self.n_components, self.dim = n_restarts, n_components, dim
+        if subspaces is not None and (
+            subspaces.dim != flow_dim or tuple(subspaces.mean.shape[:2]) != (n_restarts, n_components)
+        ):
+            raise ValueError(
+                f"the subspaces are {tuple(subspaces.mean.shape[:2])} of dimension {subspaces.dim}; the "
+                f"flows ask for {n_restarts} x {n_components} of dimension {flow_dim}."
+            )
+        self.n_restarts, self.n_components, self.flow_dim = n_restarts, n_components, flow_dim
+        # The data's dimension; the flows' is flow_dim (smaller on principal subspaces).
+        self.dim = flow_dim if subspaces is None else subspaces.mean.shape[-1]
         self.base_std = float(base_std)
         self.flows = flows
         # Equal logits: uniform initial weights, as the paper.
@@ -76,6 +95,28 @@ class MixtureOfFlows(nn.Module):
         self.register_buffer("base_scales", None if base_scales is None else base_scales.clone().float())
         tril = None if base_scale_tril is None else torch.tril(base_scale_tril).clone().float()
         self.register_buffer("base_scale_tril", tril)
+        for name in ("mean", "basis", "scale", "residual_scale"):
+            value = None if subspaces is None else getattr(subspaces, name).clone().float()
+            self.register_buffer(f"subspace_{name}", value)
+
+    @property
+    def subspaces(self) -> Subspaces | None:
+        """The components' principal subspaces (leading axes (R, K)), or None."""
+        if self.subspace_mean is None:
+            return None
+        return Subspaces(
+            self.subspace_mean, self.subspace_basis, self.subspace_scale, self.subspace_residual_scale
+        )
+
+    def _stacked_subspaces(self, rows: slice = slice(None)) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The subspaces of the given restarts with (R, K) flattened to the stack axis."""
+        mean, basis = self.subspace_mean[rows], self.subspace_basis[rows]
+        return (
+            mean.reshape(-1, self.dim),
+            basis.reshape(-1, self.dim, self.flow_dim),
+            self.subspace_scale[rows].reshape(-1, self.flow_dim),
+            self.subspace_residual_scale[rows].reshape(-1),
+        )
 
     def base(self, restart: int | None = None) -> BaseDistribution:
         """The base distributions of every flow of the stack (restart-major), or of one restart's K.
@@ -84,10 +125,11 @@ class MixtureOfFlows(nn.Module):
         full-covariance bases, else a :class:`~flowmix.flows.base_distributions.DiagonalNormal`.
         """
         rows = slice(None) if restart is None else slice(restart, restart + 1)
-        loc = self.base_means[rows].reshape(-1, self.dim)
+        dim = self.flow_dim
+        loc = self.base_means[rows].reshape(-1, dim)
         if self.base_scale_tril is not None:
-            return FullNormal(loc, self.base_scale_tril[rows].reshape(-1, self.dim, self.dim))
-        scale = self.base_std if self.base_scales is None else self.base_scales[rows].reshape(-1, self.dim)
+            return FullNormal(loc, self.base_scale_tril[rows].reshape(-1, dim, dim))
+        scale = self.base_std if self.base_scales is None else self.base_scales[rows].reshape(-1, dim)
         return DiagonalNormal(loc, scale)
 
     def log_weights(self) -> Tensor:
@@ -103,7 +145,11 @@ class MixtureOfFlows(nn.Module):
 
         x may also be (R * K, D, N): each stacked flow then has its own N points.
         """
-        log_prob = self.flows.log_prob_columns(x, self.base())
+        if self.subspace_mean is None:
+            log_prob = self.flows.log_prob_columns(x, self.base())
+        else:
+            coordinates, log_rest = to_subspace_columns(x, *self._stacked_subspaces())
+            log_prob = self.flows.log_prob_columns(coordinates, self.base()) + log_rest
         return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
     def joint_log_prob(self, x: Tensor) -> Tensor:
@@ -133,8 +179,16 @@ class MixtureOfFlows(nn.Module):
         stack_index = (chosen[:, None] * k + torch.arange(k)).reshape(-1)
         scales = None if self.base_scales is None else self.base_scales[chosen]
         tril = None if self.base_scale_tril is None else self.base_scale_tril[chosen]
+        subspaces = self.subspaces
+        if subspaces is not None:
+            subspaces = Subspaces(
+                *(
+                    t[chosen]
+                    for t in (subspaces.mean, subspaces.basis, subspaces.scale, subspaces.residual_scale)
+                )
+            )
         new = MixtureOfFlows(
-            self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales, tril
+            self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales, tril, subspaces
         )
         new.logits.data = self.logits.data[chosen].clone()
         return new.to(self.logits.device)
@@ -151,9 +205,12 @@ class MixtureOfFlows(nn.Module):
         labels = torch.multinomial(weights, n_samples, replacement=True, generator=generator)
         counts = torch.bincount(labels, minlength=self.n_components)
         width = int(counts.max())
-        noise = torch.randn(self.n_components, width, self.dim, generator=generator).to(device)
+        noise = torch.randn(self.n_components, width, self.flow_dim, generator=generator).to(device)
         z = self.base(restart=0).from_standard(noise)
         x = self.flows.to_data(z.to(self.base_means.dtype))
+        if self.subspace_mean is not None:
+            across = torch.randn(self.n_components, width, self.dim, generator=generator).to(device, x.dtype)
+            x = from_subspace(x, across, *self._stacked_subspaces(slice(0, 1)))
         keep = torch.arange(width)[None, :] < counts[:, None]
         order = torch.argsort(labels, stable=True)
         out = torch.empty(n_samples, self.dim, dtype=x.dtype, device=device)
@@ -162,7 +219,12 @@ class MixtureOfFlows(nn.Module):
 
     def points_per_chunk(self) -> int:
         """Points per inference chunk of one restart, so that a chunk's activations fit the budget."""
-        return max(1, INFERENCE_CHUNK_FLOATS // (self.n_components * self.flows.floats_per_point()))
+        return max(1, INFERENCE_CHUNK_FLOATS // (self.n_components * self.floats_per_point()))
+
+    def floats_per_point(self) -> int:
+        """Activations one inference pass holds per point and stacked flow, the subspace projection included."""
+        extra = 0 if self.subspace_mean is None else subspace_floats_per_point(self.dim, self.flow_dim)
+        return self.flows.floats_per_point() + extra
 
     def n_free_parameters(self) -> int:
         """Free parameters of one restart: the K flows' and K - 1 weights."""

@@ -56,6 +56,8 @@ from flowmix.recipes import Data as RecipeData
 from flowmix.recipes import Fit, Recipe
 from flowmix.recipes import resolve as resolve_recipe
 from flowmix.selection import SELECTIONS, select
+from flowmix.subspace import Subspaces, fit_subspaces, largest_dim
+from flowmix.subspace import floats_per_point as subspace_floats_per_point
 from flowmix.training import (
     ALGORITHMS,
     TrainConfig,
@@ -89,6 +91,7 @@ _ADDED_WITH_DEFAULTS = {
     "shuffle_buffer": None,
     "preprocessing": "none",
     "recipe": "auto",
+    "subspace_dim": None,
 }
 
 
@@ -166,13 +169,24 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     base_std : float, default=0.1
         Standard deviation of the base normals, in the units of the preprocessed data, where
         ``init`` sets no scales.
-    preprocessing : {"robust", "standardize", "none"}, default="robust"
+    preprocessing : {"auto", "robust", "standardize", "global", "none"}, default="auto"
         The per-feature affine map fitted to the data before anything else
         (:mod:`flowmix.preprocessing`, kept as ``feature_scaling_``): ``"robust"`` centres each
         feature on its median and divides it by its interquartile range, ``"standardize"`` by
         its mean and standard deviation; either way the partition does not depend on the
-        features' units. ``"none"`` fits the data as given (the presets). Densities and samples
-        are in the user's units whatever the map.
+        features' units. ``"global"`` centres each feature on its mean and divides all by one
+        scale, keeping the units the features share (pixels). ``"auto"``: ``"robust"`` below
+        48 features, ``"global"`` from 48 on (wide data is nearly always of one kind, and
+        per-feature scales blow faint pixels up). ``"none"`` fits the data as given (the
+        presets). Densities and samples are in the user's units whatever the map.
+    subspace_dim : int, "auto" or None, default="auto"
+        On wide data, each component's flow models only the ``subspace_dim`` leading principal
+        directions of its start cluster (whitened) and a normal the remaining ones
+        (:mod:`flowmix.subspace`): a proper density on every feature at a cost about linear in
+        the number of features. ``"auto"``: on data of at least 48 features, the fewest
+        directions that hold 90% of the within-cluster variance, at most 32; flows on every
+        feature below 48. None, or an integer of at least n_features: flows on every feature
+        (the presets). The dimension used is kept as ``subspace_dim_``.
     recipe : {"auto", "candidates", "single"} or flowmix.recipes.Recipe, default="auto"
         How the fit is composed (:mod:`flowmix.recipes`; the fitted model keeps what ran and why
         as ``recipe_trace_``). ``"candidates"``: Genie, spectral clustering and a Gaussian
@@ -325,10 +339,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     feature_scaling_ : flowmix.preprocessing.FeatureScaling
         The map z = (x - offset) / scale that ``preprocessing`` fitted; the flows, base means,
         scales and covariances live in z.
+    subspace_dim_ : int or None
+        The dimension of the components' principal subspaces, or None where the flows model
+        every feature.
     empty_components_ : ndarray of int
         Components that no training point belongs to after fitting.
     weights_ : ndarray of shape (n_components,)
     base_means_ : ndarray of shape (n_components, n_features)
+        On principal subspaces (``subspace_dim_``), the subspaces' centres; ``base_scales_`` are
+        then the per-feature standard deviations of each component's base normal in the
+        (preprocessed) data's coordinates.
     base_scales_ : ndarray of shape (n_components, n_features)
         Standard deviations of the base normals (``base_std`` everywhere unless ``init`` set them).
     base_covariances_ : ndarray of shape (n_components, n_features, n_features) or None
@@ -387,7 +407,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_layers: int | None = None,
         activation: str | None = None,
         base_std: float = 0.1,
-        preprocessing: str = "robust",
+        preprocessing: str = "auto",
+        subspace_dim: int | str | None = "auto",
         recipe: str | Recipe = "auto",
         covariance_type: str = "auto",
         init: str | np.ndarray = "auto",
@@ -423,6 +444,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.activation = activation
         self.base_std = base_std
         self.preprocessing = preprocessing
+        self.subspace_dim = subspace_dim
         self.recipe = recipe
         self.covariance_type = covariance_type
         self.init = init
@@ -492,6 +514,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
         data = RecipeData(Z, self.n_components, seed, self._can_hold_out(len(Z)))
         self.recipe_trace_ = recipe.run(data, train)
+        if self.subspace_dim_ is not None:
+            self.recipe_trace_.add(
+                "subspaces",
+                dim=self.subspace_dim_,
+                why=f"subspace_dim={self.subspace_dim!r} on {X.shape[1]} features (flowmix.subspace)",
+            )
         self.recipe_ = recipe
         self.feature_scaling_ = scaling
         return self
@@ -598,15 +626,23 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return self.labels_
 
     def _memory_plan(self, n_samples: int, dim: int, device: torch.device, n_init: int) -> FitPlan:
-        """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``."""
+        """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``.
+
+        On principal subspaces the flows are sized for the largest dimension ``subspace_dim`` may
+        take (the start's clusters, which settle it, are not known yet).
+        """
+        flow_dim = largest_dim(self.subspace_dim, dim)
         flow_parameters, floats_per_point = flow_footprint(
             self.flow,
-            dim,
+            flow_dim,
             hidden_units=self.hidden_units,
             n_layers=self.n_layers,
             activation=self.activation,
             flow_params=self.flow_params,
         )
+        if flow_dim < dim:  # the projection's centred copy and residual, and the basis, per stacked flow
+            floats_per_point += subspace_floats_per_point(dim, flow_dim)
+            flow_parameters += dim * flow_dim
         return fit_plan(
             n_samples=n_samples,
             dim=dim,
@@ -750,7 +786,18 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _initial_density(
         self, start: Start, X: np.ndarray, generator: torch.Generator, fit: Fit
     ) -> MixtureOfFlows:
-        """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``)."""
+        """The batched mixture of all restarts, set up from ``start`` (flows seeded by ``generator``).
+
+        On principal subspaces (``subspace_dim``) every component is its start cluster's
+        probabilistic PCA: its flow (the identity at first) sees the cluster's whitened principal
+        coordinates, on a standard normal base.
+        """
+        responsibilities = start.responsibilities
+        if responsibilities is None:  # a start of locations only: every component on the data's own subspace
+            responsibilities = np.full((fit.n_init, len(X), self.n_components), 1.0 / self.n_components)
+        subspaces = fit_subspaces(X, responsibilities, self.subspace_dim)
+        if subspaces is not None:
+            return self._initial_subspace_density(subspaces, start, X, generator, responsibilities)
         flows = make_flow(
             self.flow,
             fit.n_init * self.n_components,
@@ -768,6 +815,45 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             covariances = torch.as_tensor(shrunk_covariances(X, start.responsibilities))
             tril = torch.linalg.cholesky(covariances).reshape(-1, *covariances.shape[1:])
         density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales, tril)
+        if start.weights is not None:
+            with torch.no_grad():
+                density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
+        return density
+
+    def _initial_subspace_density(
+        self,
+        subspaces: Subspaces,
+        start: Start,
+        X: np.ndarray,
+        generator: torch.Generator,
+        responsibilities: np.ndarray,
+    ) -> MixtureOfFlows:
+        """The batched mixture on the start clusters' principal subspaces (see :meth:`_initial_density`)."""
+        n_restarts, n_components = subspaces.mean.shape[:2]
+        flows = make_flow(
+            self.flow,
+            n_restarts * n_components,
+            subspaces.dim,
+            hidden_units=self.hidden_units,
+            n_layers=self.n_layers,
+            activation=self.activation,
+            generator=generator,
+            flow_params=self.flow_params,
+        )
+        # The flows' box holds every component's own points in its coordinates.
+        own = torch.as_tensor(responsibilities.argmax(-1).reshape(-1))  # (R * N,) component of each point
+        stacked = torch.arange(n_restarts).repeat_interleave(len(X)) * n_components + own
+        columns = torch.from_numpy(np.ascontiguousarray(X.T, dtype=np.float32))
+        mean, basis, scale, _ = (
+            t.reshape(n_restarts * n_components, *t.shape[2:]) for t in dataclasses.astuple(subspaces)
+        )
+        coordinates = []
+        for s in range(n_restarts * n_components):  # once per component, before training
+            points = columns[:, (stacked == s).nonzero().flatten() % len(X)]
+            coordinates.append(((basis[s].T @ (points - mean[s][:, None])) / scale[s][:, None]).T)
+        flows.prepare(torch.cat(coordinates))
+        shape = (n_restarts, n_components, subspaces.dim)
+        density = MixtureOfFlows(flows, torch.zeros(shape), self.base_std, torch.ones(shape), None, subspaces)
         if start.weights is not None:
             with torch.no_grad():
                 density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
@@ -813,6 +899,17 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             self.base_scales_ = density.base_scales[0].cpu().numpy().astype(np.float64)
         self.base_covariances_ = None
         self.covariance_type_ = "diag" if density.base_scale_tril is None else "full"
+        self.subspace_dim_ = None if density.subspaces is None else density.flow_dim
+        if density.subspaces is not None:
+            # The standard normal base in whitened subspace coordinates, mapped back to the data's.
+            subspaces = density.subspaces
+            self.base_means_ = subspaces.mean[0].cpu().numpy().astype(np.float64)
+            basis = subspaces.basis[0].cpu().double()
+            along = (basis.square() * subspaces.scale[0].cpu().double()[:, None, :].square()).sum(-1)
+            across = (1 - basis.square().sum(-1)) * subspaces.residual_scale[0].cpu().double()[
+                :, None
+            ].square()
+            self.base_scales_ = (along + across).sqrt().numpy()
         self.algorithm_ = None if self.algorithm == "auto" else self.algorithm  # a fit sets it after
         if density.base_scale_tril is not None:
             tril = density.base_scale_tril[0].cpu().double()
@@ -953,6 +1050,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(
                 f"preprocessing must be one of {list(PREPROCESSINGS)}, got {self.preprocessing!r}."
             )
+        if self.subspace_dim is not None:
+            positive_int("subspace_dim", self.subspace_dim, or_auto=True)
         if self.covariance_type not in ("auto", "full", "diag"):
             raise ValueError(
                 f"covariance_type must be 'auto', 'full' or 'diag', got {self.covariance_type!r}."

@@ -121,7 +121,12 @@ class Inference:
         self.blocked = None
         self.points_per_block: int | None = None
         self._base = self.density.base()  # the same for every block
-        if dtype == torch.float32 and isinstance(self._base, DiagonalNormal):
+        # The float32 kernels take points shared by every flow; on subspaces each flow has its own.
+        if (
+            dtype == torch.float32
+            and isinstance(self._base, DiagonalNormal)
+            and self.density.subspaces is None
+        ):
             self.blocked = self.density.flows.float32_inference()
             # The weights in float64 first: their log-softmax then costs no float32 rounding.
             log_weights = torch.log_softmax(self.density.logits.detach().double(), dim=-1)
@@ -149,7 +154,7 @@ class Inference:
         density = self.density
         if self.blocked is not None:
             return self.blocked.floats_per_point()
-        return density.n_restarts * density.n_components * density.flows.floats_per_point()
+        return density.n_restarts * density.n_components * density.floats_per_point()
 
     def _bytes_per_point(self) -> int:
         return self._floats_per_point() * self.dtype.itemsize

@@ -28,6 +28,7 @@ from flowmix.flows import FLOW_FAMILIES, family_defaults
 from flowmix.flows.base import AutoregressiveFlow
 from flowmix.nn import ACTIVATIONS
 from flowmix.preprocessing import FeatureScaling
+from flowmix.subspace import Subspaces
 from flowmix.training import TrainResult
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         "flow": {"family": density.flows.family, "config": density.flows.config()},
         "base_std": density.base_std,
         "n_features_in": int(model.n_features_in_),
+        "subspace_dim": model.subspace_dim_,
         "feature_names_in": list(map(str, getattr(model, "feature_names_in_", []))) or None,
         "feature_scaling": {
             "offset": model.feature_scaling_.offset.tolist(),
@@ -221,6 +223,7 @@ class _Layout:
     n_iter: int
     feature_names: list[str] | None
     feature_scaling: dict[str, list[float]] | None  # checked lists; their length is checked with the tensors
+    subspace_dim: int | None = None  # the flows' dimension where it is below n_features
 
 
 def _corrupt(path: Path, problem: str) -> ValueError:
@@ -335,6 +338,13 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
         or (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)),
         f"feature_names_in is not null or a list of {d} strings",
     )
+    subspace_dim = config.get("subspace_dim")
+    need(
+        subspace_dim is None or (_is_count(subspace_dim) and subspace_dim < d),
+        f"subspace_dim is {_short(subspace_dim)}, not null or a positive integer below n_features_in={d}",
+    )
+    if "subspace_dim" not in config:  # written before subspaces existed: flows on every feature
+        params.setdefault("subspace_dim", None)
     scaling = config.get("feature_scaling")
     if scaling is None:  # written before preprocessing existed: fitted on the data as given
         params.setdefault("preprocessing", "none")
@@ -370,7 +380,7 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             f"{config_path}: device {_short(where)} is not one of {', '.join(_DEVICE_TYPES)}; load the model "
             "with FlowMixture.load(path, device='cpu')."
         )
-    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling)
+    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling, subspace_dim)
 
 
 def _read_header(tensors_path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -527,6 +537,9 @@ def _check_tensor_values(density: MixtureOfFlows, state: dict[str, torch.Tensor]
             raise _corrupt(tensors_path, f"tensor {name!r} holds NaN or infinite values")
     if "base_scales" in state and not (state["base_scales"] > 0).all():
         raise _corrupt(tensors_path, "its base scales are not all positive")
+    for name in ("subspace_scale", "subspace_residual_scale"):
+        if name in state and not (state[name] > 0).all():
+            raise _corrupt(tensors_path, f"its {name.replace('_', ' ')}s are not all positive")
     if "base_scale_tril" in state:
         tril = state["base_scale_tril"]
         if not torch.equal(tril, torch.tril(tril)) or not (torch.diagonal(tril, dim1=-2, dim2=-1) > 0).all():
@@ -544,11 +557,20 @@ def _check_tensor_values(density: MixtureOfFlows, state: dict[str, torch.Tensor]
 
 def _build(layout: _Layout, with_scales: bool, with_tril: bool = False) -> MixtureOfFlows:
     """The (untrained) density of the layout's architecture, in float64."""
-    k, d = layout.n_components, layout.n_features
+    k, n_features = layout.n_components, layout.n_features
+    d = layout.subspace_dim or n_features  # the flows' dimension
     flows = FLOW_FAMILIES[layout.family](k, d, **layout.flow_kwargs)
     scales = torch.ones(1, k, d) if with_scales else None
     tril = torch.eye(d).expand(1, k, d, d) if with_tril else None
-    return MixtureOfFlows(flows, torch.zeros(1, k, d), layout.base_std, scales, tril).double()
+    subspaces = None
+    if layout.subspace_dim is not None:
+        subspaces = Subspaces(
+            torch.zeros(1, k, n_features),
+            torch.zeros(1, k, n_features, d),
+            torch.ones(1, k, d),
+            torch.ones(1, k),
+        )
+    return MixtureOfFlows(flows, torch.zeros(1, k, d), layout.base_std, scales, tril, subspaces).double()
 
 
 def _migrate(config: dict[str, Any], config_path: Path | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ preprocesses, runs its recipe and stores the result; the decisions live here.
 - :class:`Candidates`: the default. Cheap clusterers propose partitions (Genie and spectral
   clustering for shapes, a Gaussian mixture for overlapping ellipses); the normalised cut of
   the kNN graph, a criterion that needs no labels and no density, scores them; the mixture of
-  flows is then trained from the partition the scores keep.
+  flows is then trained from the partition the scores keep. On wide data the candidates are
+  computed on the data's leading principal components.
 """
 
 from __future__ import annotations
@@ -151,6 +152,12 @@ class Candidates(Recipe):
     strict_early_stopping : bool
         Whether early stopping was asked for (then too few points to hold out is an error);
         otherwise the Gaussian fit trains without it on such data.
+    candidate_features : int
+        Data with more features is projected on its this many leading principal components
+        before the candidates are computed and scored: a full-covariance GMM costs D^2 per point
+        and component, Genie's spanning tree N^2 D, and on many weakly informative features
+        (pixels) the nearest-neighbour graphs are noisier than on the leading components. The
+        mixture of flows is still trained on every feature.
     """
 
     name = "candidates"
@@ -164,6 +171,7 @@ class Candidates(Recipe):
         shapes: Fit = Fit("diag", "kept partition", "hard-em", "loss", False, 1),
         gaussian: Fit = Fit("full", "kept partition", "soft-em", "loss", True, 1),
         strict_early_stopping: bool = False,
+        candidate_features: int = 50,
     ):
         self.graph_candidates = graph_candidates
         self.gaussian_candidate = gaussian_candidate
@@ -172,6 +180,7 @@ class Candidates(Recipe):
         self.shapes = shapes
         self.gaussian = gaussian
         self.strict_early_stopping = strict_early_stopping
+        self.candidate_features = candidate_features
 
     @property
     def max_restarts(self) -> int:
@@ -191,6 +200,13 @@ class Candidates(Recipe):
             train(fit)
             trace.add("fit", settings=fit.describe(), why="one component: nothing to choose")
             return trace
+        if X.shape[1] > self.candidate_features:
+            X = principal_components(X, self.candidate_features)
+            trace.add(
+                "candidate features",
+                n_features=self.candidate_features,
+                why=f"{data.X.shape[1]} features: the candidates see the leading principal components",
+            )
         responsibilities = {
             name: INITIALISATIONS[name](X, 1, n_components, rng).responsibilities[0] for name in names
         }
@@ -219,6 +235,21 @@ class Candidates(Recipe):
         trace.add("fit", settings=fit.describe(), start=kept)
         note_empty(trace, labels, n_components)
         return trace
+
+
+def principal_components(X: np.ndarray, n_components: int) -> np.ndarray:
+    """X (N, D) projected on its ``n_components`` leading principal directions: (N, n_components), float64.
+
+    Examples
+    --------
+    >>> X = np.random.RandomState(0).normal(size=(50, 5)) * [10.0, 1.0, 1.0, 1.0, 0.1]
+    >>> principal_components(X, 2).shape
+    (50, 2)
+    """
+    centred = np.asarray(X, dtype=np.float64) - X.mean(axis=0)
+    covariance = centred.T @ centred
+    _, vectors = np.linalg.eigh(covariance)  # ascending
+    return centred @ vectors[:, ::-1][:, :n_components]
 
 
 def note_empty(trace: Trace, labels: np.ndarray, n_components: int) -> None:
