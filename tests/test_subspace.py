@@ -21,7 +21,7 @@ from flowmix.subspace import (
     fit_subspaces,
     from_subspace,
     largest_dim,
-    resolve_dim,
+    leading_directions,
     to_subspace_columns,
     within_cluster_spectra,
 )
@@ -61,28 +61,42 @@ def test_spectra_of_hard_clusters_are_their_own_covariances():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 3)) * [3.0, 1.0, 0.2]
     labels = (X[:, 0] > 0).astype(int)
-    means, values, vectors = within_cluster_spectra(X, np.eye(2)[labels][None])
+    means, values, vectors, totals = within_cluster_spectra(X, np.eye(2)[labels][None], 3)
     for k in range(2):
         own = X[labels == k]
         assert np.allclose(means[0, k], own.mean(axis=0))
         covariance = vectors[0, k] @ np.diag(values[0, k]) @ vectors[0, k].T
         assert np.allclose(covariance, np.cov(own, rowvar=False, bias=True))
         assert np.all(np.diff(values[0, k]) <= 0)  # descending
+        assert totals[0, k] == pytest.approx(np.trace(covariance))
+
+
+def test_randomised_directions_match_the_exact_decomposition_on_wide_data():
+    rng = np.random.RandomState(0)
+    # 300 points in 400 dimensions: 5 strong directions over isotropic noise.
+    centred = (
+        rng.normal(size=(300, 5)) * [9.0, 7.0, 5.0, 4.0, 3.0] @ np.linalg.qr(rng.normal(size=(400, 5)))[0].T
+    )
+    centred += 0.1 * rng.normal(size=(300, 400))
+    exact_values, exact_vectors = leading_directions(centred, 5)
+    values, vectors = leading_directions(centred, 5, exact_max_features=100)
+    np.testing.assert_allclose(values, exact_values, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(vectors * exact_vectors, axis=0)), 1.0, atol=1e-6)  # same lines
 
 
 def test_explained_dim_and_the_auto_rule():
-    values = np.array([[[5.0, 3.0, 1.0, 1.0]]])
-    assert explained_dim(values, np.ones((1, 1)), 0.5) == 1
-    assert explained_dim(values, np.ones((1, 1)), 0.8) == 2
-    assert explained_dim(values, np.ones((1, 1)), 1.0) == 4
-    flat = np.ones((1, 1, 200))  # 90% of an even spectrum takes 180 directions: capped
-    assert resolve_dim("auto", 200, flat, np.ones((1, 1))) == AUTO_MAX_DIM
-    assert (
-        resolve_dim("auto", AUTO_MIN_FEATURES - 1, flat[..., : AUTO_MIN_FEATURES - 1], np.ones((1, 1)))
-        is None
-    )
-    assert resolve_dim(7, 200, flat, np.ones((1, 1))) == 7
-    assert resolve_dim(200, 200, flat, np.ones((1, 1))) is None  # all features: no subspace
+    values, total = np.array([[5.0, 3.0, 1.0, 1.0]]), np.array([10.0])
+    assert explained_dim(values, total, np.ones(1), 0.5) == 1
+    assert explained_dim(values, total, np.ones(1), 0.8) == 2
+    assert explained_dim(values, total, np.ones(1), 1.0) == 4
+    assert explained_dim(values[:, :2], total, np.ones(1), 0.9) == 2  # not reached: all it was given
+    rng = np.random.RandomState(0)
+    even = rng.normal(size=(400, 200))  # 90% of an even spectrum takes some 170 directions: capped
+    assert fit_subspaces(even, np.ones((1, 400, 1)), "auto").dim == AUTO_MAX_DIM
+    sheet = rng.normal(size=(400, 3)) @ rng.normal(size=(3, 200)) + 0.01 * even  # 3 directions hold it
+    assert fit_subspaces(sheet, np.ones((1, 400, 1)), "auto").dim == 3
+    assert fit_subspaces(even[:, : AUTO_MIN_FEATURES - 1], np.ones((1, 400, 1)), "auto") is None
+    assert fit_subspaces(even, np.ones((1, 400, 1)), 7).dim == 7
     assert (
         largest_dim("auto", 784) == AUTO_MAX_DIM and largest_dim(5, 784) == 5 and largest_dim("auto", 3) == 3
     )

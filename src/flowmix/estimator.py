@@ -184,7 +184,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         directions of its start cluster (whitened) and a normal the remaining ones
         (:mod:`flowmix.subspace`): a proper density on every feature at a cost about linear in
         the number of features. ``"auto"``: on data of at least 48 features, the fewest
-        directions that hold 90% of the within-cluster variance, at most 32; flows on every
+        directions that hold 90% of the within-cluster variance, at most 24; flows on every
         feature below 48. None, or an integer of at least n_features: flows on every feature
         (the presets). The dimension used is kept as ``subspace_dim_``.
     recipe : {"auto", "candidates", "single"} or flowmix.recipes.Recipe, default="auto"
