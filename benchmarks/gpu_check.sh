@@ -11,7 +11,8 @@
 #   2. the CUDA tests (tests/test_cuda.py);
 #   3. the training-step and predict benchmarks on cuda (benchmarks/image_step.py,
 #      benchmarks/predict_throughput.py: float32 against float64 and on the staged MNIST images where
-#      the script offers --dtype and --data-dir);
+#      the script offers --dtype and --data-dir), and the default fit on 5000 raw MNIST digits
+#      beside a GMM on 50 principal components (benchmarks/wide_data.py);
 #   4. as many Table-1 rows on cuda (`flowmix reproduce table1 --device cuda --baselines-on-device`)
 #      as the rest of the budget allows: the 100-dimensional PCA rows first, then the raw pixels;
 #      first the flows, random labels and k-means of every row, then the (slow) EM/GMM. Records are
@@ -193,6 +194,7 @@ figures = {
     "image_step": [l for l in lines("image_step") if "s/step" in l],
     "predict": [l.strip() for l in lines("predict") if re.search(r"^predict|points/s|throughput|differ|score_samples", l.strip())],
     "tests": [l for l in lines("test_cuda") if re.search(r"\d+ (passed|failed|skipped|error)", l)],
+    "wide_data": [l for l in lines("wide_data") if l.startswith("{")],
 }
 rows = defaultdict(list)
 records_file = work / "table1" / "records.jsonl"
@@ -227,7 +229,7 @@ md = ["# flowmix GPU check", "", f"- device: {env.get('device_name', 'none')}",
       f"- torch {env.get('torch')}, CUDA {env.get('cuda')}, python {env.get('python')}",
       f"- wall time: {summary['elapsed_s']} s", "", "| step | status | exit | seconds |", "|---|---|---|---|"]
 md += [f"| {s['step']} | {s['status']} | {s['exit']} | {s['seconds']} |" for s in steps]
-md += [""] + [f"- {l}" for key in ("tests", "matmul", "image_step", "predict") for l in figures[key]]
+md += [""] + [f"- {l}" for key in ("tests", "matmul", "image_step", "predict", "wide_data") for l in figures[key]]
 if table1:
     md += ["", "| row | method | runs | seconds | purity | ARI | NMI | ACC |", "|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "" if v is None else f"{v:.4f}"
@@ -306,6 +308,11 @@ grep -q -- '"--dtype"' benchmarks/predict_throughput.py && predict_args+=(--dtyp
 grep -q -- '"--data-dir"' benchmarks/predict_throughput.py && [ -d "$DATA_DIR/mnist" ] \
     && predict_args+=(--data-dir "$DATA_DIR")
 step predict 150 "$PY" benchmarks/predict_throughput.py "${predict_args[@]}" || failed=1
+# The default fit on wide data: 5000 raw MNIST digits (784 pixels), principal subspaces on the GPU.
+if [ -f "$DATA_DIR/mnist/train-images-idx3-ubyte.gz" ]; then
+    step wide_data 150 env FLOWMIX_DATA="$DATA_DIR" "$PY" benchmarks/wide_data.py --sets mnist --n 5000 \
+        --methods flowmix,gmm-pca50 --device "$DEVICE" || failed=1
+fi
 
 # 4. Table-1 rows, as many as the budget allows.
 mkdir -p "$TABLE1"

@@ -233,6 +233,25 @@ def test_non_positive_base_scales(saved, tmp_path):
     _refused(model_dir, "its base scales are not all positive")
 
 
+@pytest.mark.parametrize("name", ["subspace_scale", "subspace_residual_scale"])
+def test_non_positive_subspace_scales(tmp_path, name):
+    wide = np.random.RandomState(0).rand(60, 50)
+    model = FlowMixture(2, subspace_dim=3, hidden_units=(4,), n_epochs=1, pretrain_epochs=0, random_state=0)
+    model_dir = model.fit(wide).save(tmp_path / "m")
+    _resave(model_dir, lambda t: t[name].zero_())
+    _refused(model_dir, f"its {name.replace('_', ' ')}s are not all positive")
+
+
+def test_a_subspace_dim_beyond_the_features_is_refused(tmp_path):
+    wide = np.random.RandomState(0).rand(60, 50)
+    model = FlowMixture(2, subspace_dim=3, hidden_units=(4,), n_epochs=1, pretrain_epochs=0, random_state=0)
+    model_dir = model.fit(wide).save(tmp_path / "m")
+    config = json.loads((model_dir / persistence.CONFIG_FILE).read_text())
+    config["subspace_dim"] = 50
+    (model_dir / persistence.CONFIG_FILE).write_text(json.dumps(config))
+    _refused(model_dir, "subspace_dim is 50, not null or a positive integer below n_features_in=50")
+
+
 def test_degenerate_spline_interval(saved, tmp_path):
     # Finite tensors that still make a density of NaN: the spline's interval has zero width.
     model_dir = _copy(saved["spline"], tmp_path / "m")

@@ -202,6 +202,7 @@ def test_the_estimator_fits_wide_data_on_subspaces_and_round_trips(tmp_path):
     assert 1 <= model.subspace_dim_ <= AUTO_MAX_DIM
     assert model.density_.flows.dim == model.subspace_dim_
     assert "subspaces" in model.recipe_trace_ and "candidate features" in model.recipe_trace_
+    assert [step["step"] for step in model.recipe_trace_.steps].count("subspaces") == 1
     assert model.base_means_.shape == (3, X.shape[1]) and np.all(model.base_scales_ > 0)
     from sklearn.metrics import adjusted_rand_score
 

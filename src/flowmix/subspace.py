@@ -6,7 +6,7 @@ standard deviations a_s (d,) and a residual standard deviation sigma_s. A point 
 whitened subspace coordinates y = diag(1 / a_s) W_s^T (x - m_s), which the component's flow
 models, and the residual r = (x - m_s) - W_s W_s^T (x - m_s) in the (D - d)-dimensional
 orthogonal complement, modelled as N(0, sigma_s^2 I). Rotating x - m_s onto (W_s, complement) has
-|det| 1, so
+a determinant of absolute value 1, so::
 
     log p_s(x) = log q_s(y) - sum_j log a_sj - |r|^2 / (2 sigma_s^2) - (D - d) (log sigma_s + log(2 pi) / 2)
 
@@ -214,12 +214,12 @@ def fit_subspaces(
     """Each cluster's leading principal directions and its residual's variance, or None for the full space.
 
     ``requested`` is the estimator's ``subspace_dim``. ``"auto"`` takes a subspace on data of at
-    least :data:`AUTO_MIN_FEATURES` features: the fewest directions that hold
-    :data:`AUTO_EXPLAINED_VARIANCE` of the within-cluster variance (clusters weighted by their
-    sizes), at most :data:`AUTO_MAX_DIM`. An integer of at least the number of features, or
+    least ``AUTO_MIN_FEATURES`` features: the fewest directions that hold
+    ``AUTO_EXPLAINED_VARIANCE`` of the within-cluster variance (clusters weighted by their
+    sizes), at most ``AUTO_MAX_DIM``. An integer of at least the number of features, or
     None, is the full space. The residual variance is the mean of a cluster's remaining
     eigenvalues (probabilistic PCA's maximum-likelihood estimate); every variance is at least
-    :data:`VARIANCE_FLOOR` times the data's mean variance per feature.
+    ``VARIANCE_FLOOR`` times the data's mean variance per feature.
 
     Parameters
     ----------
