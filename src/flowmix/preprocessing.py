@@ -10,11 +10,10 @@ x = offset + scale * z.
 Per-feature scales make the partition independent of the units of each feature (a table in
 millimetres and kilograms, or one whose features range over 1e-3 and 1e3). On wide data of one
 kind (pixels, embedding coordinates, spectra) they do harm: a pixel lit in a few images is
-blown up to the weight of the digit's strokes (spectral clustering's ARI on 10 000 MNIST digits
-fell from 0.61 / 0.58 on the pixels as given to 0.50 / 0.46 after per-feature standardisation
-and to 0.10 / 0.11 after the median/IQR map, seeds 0 / 1; benchmarks/wide_data.py).
-``"auto"`` therefore scales each feature on its own below ``WIDE_FEATURES`` features and all
-features alike from there on.
+blown up to the weight of the digit's strokes, and a graph of the digits loses most of what
+separates them (benchmarks/wide_data.py compares the maps on raw MNIST). ``"auto"`` therefore
+scales each feature on its own below ``WIDE_FEATURES`` features and all features alike from
+there on.
 """
 
 from __future__ import annotations

@@ -37,9 +37,8 @@ from flowmix.preprocessing import WIDE_FEATURES
 AUTO_MIN_FEATURES = WIDE_FEATURES
 #: Share of the within-cluster variance the automatic subspace keeps, and the most directions it
 #: takes. A fit's training time grows about linearly with the directions while the extra ones
-#: hold less and less of the variance (the normal on the residual models it as well): on 10 000
-#: MNIST digits 16 directions fitted in 220 s for ARI 0.602, 32 in 300 s for 0.607 (seed 0,
-#: docs/benchmarks.md).
+#: hold less and less of the variance (the normal on the residual models it as well); the
+#: trade-off on raw MNIST digits is measured in benchmarks/RESULTS.md (wide data).
 AUTO_EXPLAINED_VARIANCE = 0.9
 AUTO_MAX_DIM = 24
 # A direction's variance is at least this fraction of the data's mean variance per feature: a
