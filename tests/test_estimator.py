@@ -214,6 +214,14 @@ def test_preset_holds_the_paper_settings():
     assert params["base_std"] == 0.1 and params["n_init"] == 2 and params["n_components"] == 5
     assert params["init"] == "unit"
     assert FlowMixture.from_preset("paper-fmnist", 10).batch_size == 3500
+
+
+@pytest.mark.parametrize("name", ["paper-pca", "paper-mnist"])
+def test_presets_on_wide_data_keep_the_papers_flows_on_every_feature(name):
+    X = np.random.RandomState(0).rand(40, 100)
+    model = FlowMixture.from_preset(name, 2, n_init=1, n_epochs=1, hidden_units=(4,)).fit(X)
+    assert model.subspace_dim_ is None and model.density_.flows.dim == 100
+    assert np.array_equal(model.feature_scaling_.scale, np.ones(100))  # preprocessing "none" as well
     with pytest.raises(ValueError, match="Unknown preset 'toy'; choose one of"):
         FlowMixture.from_preset("toy", 2)
 

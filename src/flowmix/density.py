@@ -108,16 +108,6 @@ class MixtureOfFlows(nn.Module):
             self.subspace_mean, self.subspace_basis, self.subspace_scale, self.subspace_residual_scale
         )
 
-    def _stacked_subspaces(self, rows: slice = slice(None)) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The subspaces of the given restarts with (R, K) flattened to the stack axis."""
-        mean, basis = self.subspace_mean[rows], self.subspace_basis[rows]
-        return (
-            mean.reshape(-1, self.dim),
-            basis.reshape(-1, self.dim, self.flow_dim),
-            self.subspace_scale[rows].reshape(-1, self.flow_dim),
-            self.subspace_residual_scale[rows].reshape(-1),
-        )
-
     def base(self, restart: int | None = None) -> BaseDistribution:
         """The base distributions of every flow of the stack (restart-major), or of one restart's K.
 
@@ -148,7 +138,7 @@ class MixtureOfFlows(nn.Module):
         if self.subspace_mean is None:
             log_prob = self.flows.log_prob_columns(x, self.base())
         else:
-            coordinates, log_rest = to_subspace_columns(x, *self._stacked_subspaces())
+            coordinates, log_rest = to_subspace_columns(x, *self.subspaces.stacked())
             log_prob = self.flows.log_prob_columns(coordinates, self.base()) + log_rest
         return log_prob.reshape(self.n_restarts, self.n_components, -1)
 
@@ -179,14 +169,7 @@ class MixtureOfFlows(nn.Module):
         stack_index = (chosen[:, None] * k + torch.arange(k)).reshape(-1)
         scales = None if self.base_scales is None else self.base_scales[chosen]
         tril = None if self.base_scale_tril is None else self.base_scale_tril[chosen]
-        subspaces = self.subspaces
-        if subspaces is not None:
-            subspaces = Subspaces(
-                *(
-                    t[chosen]
-                    for t in (subspaces.mean, subspaces.basis, subspaces.scale, subspaces.residual_scale)
-                )
-            )
+        subspaces = None if self.subspaces is None else self.subspaces.take(chosen)
         new = MixtureOfFlows(
             self.flows.take(stack_index), self.base_means[chosen], self.base_std, scales, tril, subspaces
         )
@@ -210,7 +193,7 @@ class MixtureOfFlows(nn.Module):
         x = self.flows.to_data(z.to(self.base_means.dtype))
         if self.subspace_mean is not None:
             across = torch.randn(self.n_components, width, self.dim, generator=generator).to(device, x.dtype)
-            x = from_subspace(x, across, *self._stacked_subspaces(slice(0, 1)))
+            x = from_subspace(x, across, *self.subspaces.take(slice(0, 1)).stacked())
         keep = torch.arange(width)[None, :] < counts[:, None]
         order = torch.argsort(labels, stable=True)
         out = torch.empty(n_samples, self.dim, dtype=x.dtype, device=device)

@@ -56,7 +56,7 @@ from flowmix.recipes import Data as RecipeData
 from flowmix.recipes import Fit, Recipe
 from flowmix.recipes import resolve as resolve_recipe
 from flowmix.selection import SELECTIONS, select
-from flowmix.subspace import Subspaces, fit_subspaces, largest_dim
+from flowmix.subspace import fit_subspaces, largest_dim, own_coordinates
 from flowmix.subspace import floats_per_point as subspace_floats_per_point
 from flowmix.training import (
     ALGORITHMS,
@@ -792,68 +792,34 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         probabilistic PCA: its flow (the identity at first) sees the cluster's whitened principal
         coordinates, on a standard normal base.
         """
-        responsibilities = start.responsibilities
-        if responsibilities is None:  # a start of locations only: every component on the data's own subspace
-            responsibilities = np.full((fit.n_init, len(X), self.n_components), 1.0 / self.n_components)
-        subspaces = fit_subspaces(X, responsibilities, self.subspace_dim)
-        if subspaces is not None:
-            return self._initial_subspace_density(subspaces, start, X, generator, responsibilities)
+        subspaces, responsibilities = None, start.responsibilities
+        if largest_dim(self.subspace_dim, X.shape[1]) < X.shape[1]:
+            if responsibilities is None:  # a start of locations only: every component on the data's subspace
+                responsibilities = np.full((fit.n_init, len(X), self.n_components), 1.0 / self.n_components)
+            subspaces = fit_subspaces(X, responsibilities, self.subspace_dim)
         flows = make_flow(
             self.flow,
             fit.n_init * self.n_components,
-            X.shape[1],
+            X.shape[1] if subspaces is None else subspaces.dim,
             hidden_units=self.hidden_units,
             n_layers=self.n_layers,
             activation=self.activation,
             generator=generator,
             flow_params=self.flow_params,
         )
-        flows.prepare(torch.from_numpy(X))
-        scales = None if start.scales is None else torch.as_tensor(start.scales)
-        tril = None
-        if fit.covariance_type == "full" and start.responsibilities is not None:
-            covariances = torch.as_tensor(shrunk_covariances(X, start.responsibilities))
-            tril = torch.linalg.cholesky(covariances).reshape(-1, *covariances.shape[1:])
-        density = MixtureOfFlows(flows, torch.from_numpy(start.means), self.base_std, scales, tril)
-        if start.weights is not None:
-            with torch.no_grad():
-                density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))
-        return density
-
-    def _initial_subspace_density(
-        self,
-        subspaces: Subspaces,
-        start: Start,
-        X: np.ndarray,
-        generator: torch.Generator,
-        responsibilities: np.ndarray,
-    ) -> MixtureOfFlows:
-        """The batched mixture on the start clusters' principal subspaces (see :meth:`_initial_density`)."""
-        n_restarts, n_components = subspaces.mean.shape[:2]
-        flows = make_flow(
-            self.flow,
-            n_restarts * n_components,
-            subspaces.dim,
-            hidden_units=self.hidden_units,
-            n_layers=self.n_layers,
-            activation=self.activation,
-            generator=generator,
-            flow_params=self.flow_params,
-        )
-        # The flows' box holds every component's own points in its coordinates.
-        own = torch.as_tensor(responsibilities.argmax(-1).reshape(-1))  # (R * N,) component of each point
-        stacked = torch.arange(n_restarts).repeat_interleave(len(X)) * n_components + own
-        columns = torch.from_numpy(np.ascontiguousarray(X.T, dtype=np.float32))
-        mean, basis, scale, _ = (
-            t.reshape(n_restarts * n_components, *t.shape[2:]) for t in dataclasses.astuple(subspaces)
-        )
-        coordinates = []
-        for s in range(n_restarts * n_components):  # once per component, before training
-            points = columns[:, (stacked == s).nonzero().flatten() % len(X)]
-            coordinates.append(((basis[s].T @ (points - mean[s][:, None])) / scale[s][:, None]).T)
-        flows.prepare(torch.cat(coordinates))
-        shape = (n_restarts, n_components, subspaces.dim)
-        density = MixtureOfFlows(flows, torch.zeros(shape), self.base_std, torch.ones(shape), None, subspaces)
+        if subspaces is None:
+            flows.prepare(torch.from_numpy(X))
+            means = torch.from_numpy(start.means)
+            scales = None if start.scales is None else torch.as_tensor(start.scales)
+            tril = None
+            if fit.covariance_type == "full" and start.responsibilities is not None:
+                covariances = torch.as_tensor(shrunk_covariances(X, start.responsibilities))
+                tril = torch.linalg.cholesky(covariances).reshape(-1, *covariances.shape[1:])
+        else:  # standard normal bases in whitened coordinates; the flows' box holds each component's own points
+            flows.prepare(own_coordinates(X, responsibilities.argmax(-1), subspaces))
+            means, tril = torch.zeros(*subspaces.scale.shape), None
+            scales = torch.ones_like(means)
+        density = MixtureOfFlows(flows, means, self.base_std, scales, tril, subspaces)
         if start.weights is not None:
             with torch.no_grad():
                 density.logits.copy_(torch.as_tensor(np.log(np.maximum(start.weights, 1e-12))))

@@ -58,7 +58,7 @@ class FeatureScaling:
         ([1.0, 5.0], [1.0, 1.0])
         """
         X = np.asarray(X, dtype=np.float64)
-        return cls(X.mean(axis=0), _where_usable(X.std(axis=0), X, 1.0))
+        return cls(X.mean(axis=0), _where_usable(X.std(axis=0), np.abs(X).max(axis=0), 1.0))
 
     @classmethod
     def robust(cls, X: np.ndarray) -> FeatureScaling:
@@ -75,7 +75,8 @@ class FeatureScaling:
         """
         X = np.asarray(X, dtype=np.float64)
         low, median, high = np.percentile(X, [25, 50, 75], axis=0)
-        return cls(median, _where_usable(high - low, X, _where_usable(X.std(axis=0), X, 1.0)))
+        magnitude = np.abs(X).max(axis=0)
+        return cls(median, _where_usable(high - low, magnitude, _where_usable(X.std(axis=0), magnitude, 1.0)))
 
     @classmethod
     def global_scale(cls, X: np.ndarray) -> FeatureScaling:
@@ -90,9 +91,8 @@ class FeatureScaling:
         ([1.0, 7.0], [5.0, 5.0])
         """
         X = np.asarray(X, dtype=np.float64)
-        spread = float(np.sqrt(X.var(axis=0).mean()))
-        scale = spread if spread > 1e-12 * max(float(np.abs(X).max()), 1e-300) else 1.0
-        return cls(X.mean(axis=0), np.full(X.shape[1], scale))
+        spread = np.sqrt(X.var(axis=0).mean())
+        return cls(X.mean(axis=0), np.full(X.shape[1], _where_usable(spread, np.abs(X).max(), 1.0)))
 
     @property
     def is_identity(self) -> bool:
@@ -116,13 +116,13 @@ class FeatureScaling:
         return (self.offset + self.scale * Z).astype(Z.dtype, copy=False)
 
 
-def _where_usable(spread: np.ndarray, X: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
+def _where_usable(spread: np.ndarray, magnitude: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
     """``spread`` where a feature varies, ``fallback`` where it is (about) constant.
 
-    Dividing by 0 would not be finite; the floor is relative to the feature's magnitude, so that
-    float noise on a constant feature is not blown up into a spread.
+    Dividing by 0 would not be finite; the floor is relative to the feature's ``magnitude`` (its
+    largest absolute value), so that float noise on a constant feature is not blown up into a spread.
     """
-    tiny = 1e-12 * np.maximum(np.abs(X).max(axis=0), 1e-300)
+    tiny = 1e-12 * np.maximum(magnitude, 1e-300)
     return np.where(spread > tiny, spread, fallback)
 
 

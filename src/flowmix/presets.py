@@ -36,6 +36,7 @@ _COMMON: dict[str, Any] = {
     "activation": "tanh",
     "base_std": 0.1,
     "preprocessing": "none",  # the paper min-max scales the toy sets itself and fits the data as given
+    "subspace_dim": None,  # the paper's flows model every pixel (or principal component)
     "init": "unit",
     "learning_rate": 1e-3,
     "n_init": 10,

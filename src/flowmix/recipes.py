@@ -25,6 +25,7 @@ import numpy as np
 
 from flowmix.init import INITIALISATIONS, SPECTRAL_NEIGHBOUR_CYCLE
 from flowmix.selection import normalised_cuts
+from flowmix.subspace import leading_directions
 
 
 @dataclass(frozen=True)
@@ -247,9 +248,8 @@ def principal_components(X: np.ndarray, n_components: int) -> np.ndarray:
     (50, 2)
     """
     centred = np.asarray(X, dtype=np.float64) - X.mean(axis=0)
-    covariance = centred.T @ centred
-    _, vectors = np.linalg.eigh(covariance)  # ascending
-    return centred @ vectors[:, ::-1][:, :n_components]
+    _, directions = leading_directions(centred, n_components)
+    return centred @ directions
 
 
 def note_empty(trace: Trace, labels: np.ndarray, n_components: int) -> None:

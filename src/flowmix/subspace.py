@@ -72,6 +72,18 @@ class Subspaces:
         """d, the subspace dimension the flows work in."""
         return self.basis.shape[-1]
 
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(mean, basis, scale, residual_scale), the arguments of :func:`to_subspace_columns` once stacked."""
+        return self.mean, self.basis, self.scale, self.residual_scale
+
+    def take(self, restarts: Tensor | slice) -> Subspaces:
+        """The subspaces of the given restarts (an index or a slice of the leading axis)."""
+        return Subspaces(*(t[restarts] for t in self.tensors()))
+
+    def stacked(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`tensors` with (R, K) flattened to the stack axis S = R * K."""
+        return tuple(t.reshape(-1, *t.shape[2:]) for t in self.tensors())
+
 
 # Up to this many features a cluster's covariance is formed and fully decomposed; beyond, its
 # leading directions come from randomised subspace iteration on the centred points (forming a
@@ -279,6 +291,24 @@ def to_subspace_columns(
         - scale.log().sum(-1, keepdim=True)
     )
     return coordinates / scale[:, :, None], log_rest
+
+
+def own_coordinates(X: np.ndarray, labels: np.ndarray, subspaces: Subspaces) -> Tensor:
+    """Every point's whitened coordinates in the subspace of its own component, restart by restart.
+
+    X (N, D) and labels (R, N) -> (R * N, d) float32: the points a component's flow will see
+    (what the flows' data-driven constants are set from, ``StackedFlow.prepare``).
+    """
+    columns = torch.from_numpy(np.ascontiguousarray(X.T, dtype=np.float32))
+    n_restarts, n_components = subspaces.mean.shape[:2]
+    parts = []
+    for restart in range(n_restarts):  # once per fit, before training
+        for k in range(n_components):
+            rows = torch.from_numpy(np.flatnonzero(labels[restart] == k))
+            own = Subspaces(*(t[restart : restart + 1, k : k + 1] for t in subspaces.tensors()))
+            coordinates, _ = to_subspace_columns(columns[:, rows], *own.stacked())
+            parts.append(coordinates[0].T)
+    return torch.cat(parts)
 
 
 def from_subspace(
