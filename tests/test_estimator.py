@@ -273,6 +273,8 @@ def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(
     [
         ({"covariance_type": "spherical"}, "covariance_type must be 'auto', 'full' or 'diag'"),
         ({"early_stopping": "yes"}, "early_stopping must be True, False or 'auto'"),
+        ({"stable_e_steps": 0}, "stable_e_steps must be a positive integer, got 0"),
+        ({"stable_e_steps": 2.5}, "stable_e_steps must be a positive integer, got 2.5"),
     ],
 )
 def test_bad_automatic_settings_say_what_is_allowed(three_blobs, params, message):

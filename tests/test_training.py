@@ -109,3 +109,61 @@ def test_assigned_nll_is_each_points_own_component_nll():
     component = density.component_log_prob_columns(points).detach()[0]
     expected = -component[torch.arange(9) % 2, torch.arange(9)].double().mean()
     assert mean_assigned_nll(density, points, r)[0] == pytest.approx(float(expected), rel=1e-6)
+
+
+def _two_blobs_and_two_restarts():
+    """64 points in two tight blobs; restart 0 starts on the blobs, restart 1 with both means between them."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 0.3, (32, 2)), rng.normal(5, 0.3, (32, 2))])
+    flows = make_flow("maf", 4, 2, hidden_units=(4,), generator=torch.Generator().manual_seed(0))
+    means = torch.tensor([[[0.0, 0.0], [5.0, 5.0]], [[2.4, 2.4], [2.6, 2.6]]])
+    return torch.as_tensor(X.T, dtype=torch.float32), MixtureOfFlows(flows, means, 1.0)
+
+
+def _config(n_epochs, stable_e_steps):
+    return training.TrainConfig(
+        n_epochs=n_epochs,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+        stable_e_steps=stable_e_steps,
+    )
+
+
+def test_hard_em_stops_a_restart_once_its_partition_has_held():
+    columns, density = _two_blobs_and_two_restarts()
+    alone = density.take_restarts([0])
+    result = training.hard_em(density.take_restarts([0]), columns, _config(200, 2))
+    # E-steps every 4 epochs (4 steps an epoch): the partition is unchanged at epochs 4 and 8.
+    assert result.n_epochs_run == 8 and result.epochs_trained.tolist() == [8]
+    assert np.isfinite(result.losses).all() and result.losses.shape == (1, 8)
+    everything = training.hard_em(alone, columns, _config(20, None))
+    assert everything.n_epochs_run == 20 and everything.epochs_trained is None
+
+
+def test_a_converged_restart_ends_as_it_would_have_alone():
+    columns, density = _two_blobs_and_two_restarts()
+    alone = density.take_restarts([0])
+    together = training.hard_em(density, columns, _config(200, 2))
+    by_itself = training.hard_em(alone, columns, _config(200, 2))
+    # Restart 1 starts with both means between the blobs: its partition moves for longer.
+    assert together.epochs_trained[0] == 8 < together.epochs_trained[1]
+    assert together.n_epochs_run == together.epochs_trained[1]
+    assert np.isnan(together.losses[0, 8:]).all() and np.isfinite(together.losses[1]).all()
+    kept = density.take_restarts([0])
+    for (name, mine), theirs in zip(kept.state_dict().items(), alone.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-5, msg=name)
+    assert by_itself.epochs_trained.tolist() == [8]
+    # The paper's rule reads each restart's last trained epoch, not the NaN after it.
+    from flowmix.selection import final_loss
+
+    np.testing.assert_array_equal(final_loss(together, None, None, None), together.losses[[0, 1], [7, -1]])
+
+
+def test_the_estimator_stops_hard_em_once_the_partition_holds_unless_told_not_to(two_tight_blobs):
+    X, _ = two_tight_blobs
+    settings = {"n_epochs": 60, "pretrain_epochs": 5, "random_state": 0, **ONE_FIT_ON_ALL_POINTS}
+    stopped = FlowMixture(2, **settings).fit(X)
+    full = FlowMixture(2, stable_e_steps=None, **settings).fit(X)
+    assert stopped.n_iter_ < 60 and full.n_iter_ == 60
+    assert stopped.loss_curve_.shape == (stopped.n_iter_,) and np.isfinite(stopped.loss_curve_).all()
+    assert adjusted_rand_score(full.labels_, stopped.labels_) == 1.0

@@ -92,6 +92,7 @@ _ADDED_WITH_DEFAULTS = {
     "preprocessing": "none",
     "recipe": "auto",
     "subspace_dim": None,
+    "stable_e_steps": None,
 }
 
 
@@ -254,12 +255,19 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Epochs without improvement that stop a restart (``early_stopping`` only).
     tol : float, default=1e-4
         Smallest decrease of the validation NLL that counts as an improvement.
+    stable_e_steps : int or None, default=3
+        Hard EM's convergence: a restart stops once this many E-steps in a row have each moved
+        at most one point in a thousand (``flowmix.training.PARTITION_TOL``) to another
+        cluster, and keeps its parameters of that moment; at most ``n_epochs`` in any case. A
+        partition that holds is what the clustering converges to; training on would still
+        sharpen the density a little. None: train all ``n_epochs``. Other algorithms ignore it.
     pretrain_epochs : int, default=100
         Epochs each component trains on its own cluster before ``algorithm`` runs (only for
         initialisations that give clusters). With ``"hard-em"`` the clusters are hard (each
         point goes to its largest responsibility); the soft algorithms pretrain on the
         responsibilities as given.
     n_epochs : int, default=200
+        Epochs of ``algorithm`` at most (fewer where early stopping or ``stable_e_steps`` ends it).
     batch_size : int or "auto", default="auto"
         Points per mini-batch. ``"auto"``: half of the training points, within
         [``AUTO_BATCH_MIN``, ``AUTO_BATCH_MAX``] = [512, 2048], so that a data set of up to
@@ -375,7 +383,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         differs when the last batch is smaller). None for a model loaded from a file.
     best_restart_ : int
     n_iter_ : int
-        Epochs the kept restart ran.
+        Epochs the kept restart trained (fewer than ``n_epochs`` where it stopped early or its
+        partition held).
     best_epoch_ : int or None
         With ``early_stopping``: the epoch (0-based) whose parameters the kept restart holds.
     validation_loss_curve_ : ndarray of shape (``n_iter_``,) or None
@@ -418,6 +427,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 25,
         tol: float = 1e-4,
+        stable_e_steps: int | None = 3,
         pretrain_epochs: int = 100,
         n_epochs: int = 200,
         batch_size: int | str = "auto",
@@ -454,6 +464,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.stable_e_steps = stable_e_steps
         self.pretrain_epochs = pretrain_epochs
         self.n_epochs = n_epochs
         self.batch_size = batch_size
@@ -584,6 +595,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             validation=validation if fit.early_stopping else None,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
+            stable_e_steps=self.stable_e_steps,
             checkpoint=checkpoint,
             resume=resumed,
             data_parallel=DataParallel(rank, world_size) if self.distributed == "data" else None,
@@ -852,6 +864,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.best_epoch_ = self.validation_loss_curve_ = None
         if result.epochs_trained is not None:
             self.n_iter_ = int(result.epochs_trained[best])
+        if result.best_epoch is not None:
             self.best_epoch_ = int(result.best_epoch[best])
             self.validation_loss_curve_ = result.validation_losses[best, : self.n_iter_].copy()
         self.loss_curve_ = result.losses[best, : self.n_iter_].copy()
@@ -1005,6 +1018,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         positive_int("max_memory", self.max_memory, or_auto=True)
         if self.checkpoint_every_epochs is not None:
             positive_int("checkpoint_every_epochs", self.checkpoint_every_epochs)
+        if self.stable_e_steps is not None:
+            positive_int("stable_e_steps", self.stable_e_steps)
         seconds = self.checkpoint_every_seconds
         if seconds is not None and (not isinstance(seconds, Real) or not 0 < seconds < math.inf):
             raise ValueError(f"checkpoint_every_seconds must be a positive number or None, got {seconds!r}.")

@@ -34,7 +34,7 @@ Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.
 def final_loss(
     result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
 ) -> np.ndarray:
-    """The training loss of the last epoch: the paper's rule (with early stopping, of the kept epoch).
+    """The training loss of the last epoch: the paper's rule (of the kept epoch, where training stopped early).
 
     Examples
     --------
@@ -45,6 +45,9 @@ def final_loss(
     if result.best_epoch is not None:
         kept = np.maximum(result.best_epoch, 0)
         return result.losses[np.arange(len(kept)), kept].astype(np.float64)
+    if result.epochs_trained is not None:  # a restart's last trained epoch, where it converged early
+        last = np.maximum(result.epochs_trained - 1, 0)
+        return result.losses[np.arange(len(last)), last].astype(np.float64)
     return result.losses[:, -1].astype(np.float64)
 
 

@@ -49,7 +49,8 @@ class TrainResult:
     best_epoch : ndarray of shape (R,) or None
         With early stopping: the epoch whose parameters each restart kept (-1: none improved).
     epochs_trained : ndarray of shape (R,) or None
-        With early stopping: epochs each restart trained before it stopped.
+        With early stopping or hard EM's convergence rule: epochs each restart trained before it
+        stopped (its parameters are those of that moment, or of its best epoch).
     batch_mean_losses : ndarray of shape (R, E) or None
         The epoch losses as the unweighted mean of the epoch's batch losses (the paper's reference
         code's epoch loss; ``losses`` weights each batch by its size).
@@ -91,6 +92,9 @@ class TrainConfig:
     validation_responsibilities: Tensor | None = None
     n_iter_no_change: int = 10
     tol: float = 1e-4
+    # Hard EM's convergence: a restart stops once this many E-steps in a row have each moved at
+    # most PARTITION_TOL of the points (None: every restart trains all n_epochs).
+    stable_e_steps: int | None = None
     # Checkpoints: where to write them, which phase of the fit this is, and one to continue from.
     checkpoint: FitCheckpoint | None = None
     phase: str = "train"
@@ -186,6 +190,11 @@ WEIGHT_FLOOR = 0.1
 E_STEP_MIN_STEPS = 16
 
 
+# The share of the points an E-step may move while the partition still counts as unchanged
+# (hard EM's convergence, ``TrainConfig.stable_e_steps``): one point in a thousand.
+PARTITION_TOL = 1e-3
+
+
 # Posteriors below this are set to 0 in soft EM: a flow then trains only on the points it has a
 # share of, instead of on every point (soft EM costs about what hard EM does on separated clusters).
 POSTERIOR_FLOOR = 1e-3
@@ -263,10 +272,15 @@ def expectation_maximisation(
     and closed-form weights start every epoch, or every few epochs when an epoch has fewer than
     ``E_STEP_MIN_STEPS`` mini-batches (:func:`e_step_interval`); the mini-batches take Adam steps
     on the M-step objective ``-sum_k r_nk log flow_k(x_n)``. The recorded loss is that objective.
-    The assignments travel in checkpoints, so a resumed fit uses the ones it stopped with.
+    With hard assignments and ``config.stable_e_steps``, each restart stops once its partition
+    has held (see :class:`_StablePartition`). The assignments travel in checkpoints, so a resumed
+    fit uses the ones it stopped with.
     """
     state: dict[str, Tensor] = {}
     interval = e_step_interval(columns.shape[1], config.batch_size)
+    partition = (
+        _StablePartition(density, config.stable_e_steps, state) if hard and config.stable_e_steps else None
+    )
 
     def e_step(epoch: int) -> None:
         if epoch % interval and "r" in state:
@@ -278,14 +292,19 @@ def expectation_maximisation(
                 lambda part: joint_log_prob_in_chunks(density, part), columns
             )
         if hard:
-            r = torch.zeros_like(joint).scatter_(1, joint.argmax(1, keepdim=True), 1.0)
+            labels = joint.argmax(1)
+            r = torch.zeros_like(joint).scatter_(1, labels[:, None], 1.0)
+            if partition is not None:
+                partition.update(epoch, labels)
         else:
             r = truncate_posteriors(torch.softmax(joint / temperature(epoch), dim=1))
         state["r"] = r
         _set_weights(density, r.sum(-1))
 
     objective = _m_step_objective(lambda: state["r"], config.group_max)
-    return minimise(density, columns, objective, config, epoch_start=e_step, extra_state=state)
+    return minimise(
+        density, columns, objective, config, epoch_start=e_step, extra_state=state, partition=partition
+    )
 
 
 def hard_em(density: MixtureOfFlows, columns: Tensor, config: TrainConfig) -> TrainResult:
@@ -381,6 +400,20 @@ class _LoopState:
             setattr(self, name, meta[name])
 
 
+def _restart_views(model: MixtureOfFlows) -> dict[str, Tensor]:
+    """Views of every stacked tensor of ``model`` with the restart as leading axis."""
+    r, k = model.n_restarts, model.n_components
+    views = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor is None or tensor.dim() == 0:
+            continue
+        if tensor.shape[0] == r * k:
+            views[name] = tensor.data.view(r, k, *tensor.shape[1:])
+        elif tensor.shape[0] == r and name == "logits":
+            views[name] = tensor.data
+    return views
+
+
 class _EarlyStopping:
     """Per-restart early stopping on the validation points' mixture NLL, keeping each best epoch.
 
@@ -399,20 +432,7 @@ class _EarlyStopping:
         self.best_epoch = np.full(n_restarts, -1)
         self.wait = np.zeros(n_restarts, dtype=np.int64)
         self.finished = np.full(n_restarts, -1)  # epochs a restart trained before it stopped, -1 if not
-        self.best = {name: t.detach().clone() for name, t in self._per_restart().items()}
-
-    def _per_restart(self) -> dict[str, Tensor]:
-        """Views of every stacked tensor with the restart as leading axis."""
-        r, k = self.model.n_restarts, self.model.n_components
-        views = {}
-        for name, tensor in self.model.state_dict(keep_vars=True).items():
-            if tensor is None or tensor.dim() == 0:
-                continue
-            if tensor.shape[0] == r * k:
-                views[name] = tensor.data.view(r, k, *tensor.shape[1:])
-            elif tensor.shape[0] == r and name == "logits":
-                views[name] = tensor.data
-        return views
+        self.best = {name: t.detach().clone() for name, t in _restart_views(model).items()}
 
     def training(self, device: torch.device) -> Tensor:
         """(R,) bool: restarts still training."""
@@ -431,7 +451,7 @@ class _EarlyStopping:
         self.wait = np.where(improved, 0, self.wait + 1)
         if improved.any():
             keep = torch.as_tensor(improved, device=self.validation.device)
-            for name, view in self._per_restart().items():
+            for name, view in _restart_views(self.model).items():
                 self.best[name][keep] = view[keep]
         out_of_patience = (self.wait >= self.patience) & (self.finished < 0)
         self.finished = np.where(out_of_patience, epoch + 1, self.finished)
@@ -439,7 +459,7 @@ class _EarlyStopping:
     def restore_best(self) -> None:
         """Put each restart's best-epoch parameters back (restarts that never improved keep theirs)."""
         keep = torch.as_tensor(self.best_epoch >= 0, device=self.validation.device)
-        for name, view in self._per_restart().items():
+        for name, view in _restart_views(self.model).items():
             view[keep] = self.best[name][keep]
 
     def tensors(self) -> dict[str, Tensor]:
@@ -453,6 +473,58 @@ class _EarlyStopping:
             self.best[name].copy_(tensors[f"best.{name}"])
         for name in ("scores", "best_score", "best_epoch", "wait", "finished"):
             setattr(self, name, tensors[f"stop.{name}"].numpy().copy())
+
+
+class _StablePartition:
+    """Hard EM's convergence, per restart: the partition has held for ``patience`` E-steps in a row.
+
+    Classification EM has converged when an E-step moves no point; with flows the M-step is a
+    few Adam steps, so boundary points may still flicker, and an E-step that moves at most
+    ``PARTITION_TOL`` of the points counts as unchanged. A converged restart leaves the objective;
+    its parameters of that moment (those its last E-step assessed) are put back at the end, so a
+    restart ends the same whichever restarts train beside it. All of it lives in the E-step's
+    ``state``, which is checkpointed with the loop.
+    """
+
+    def __init__(self, model: MixtureOfFlows, patience: int, state: dict[str, Tensor]):
+        self.model, self.patience, self.state = model, patience, state
+        device = model.logits.device
+        state["partition.stable"] = torch.zeros(model.n_restarts, dtype=torch.int64, device=device)
+        state["partition.finished"] = torch.full((model.n_restarts,), -1, dtype=torch.int64, device=device)
+
+    @property
+    def finished(self) -> np.ndarray:
+        """(R,) epochs each restart trained before its partition held; -1 while it has not."""
+        return self.state["partition.finished"].cpu().numpy()
+
+    def training(self, device: torch.device) -> Tensor:
+        """(R,) bool: restarts still training."""
+        return (self.state["partition.finished"] < 0).to(device)
+
+    @torch.no_grad()
+    def update(self, epoch: int, labels: Tensor) -> None:
+        """Count the E-step's (R, N) ``labels`` against the previous E-step's, before ``epoch`` trains."""
+        previous = self.state.get("partition.labels")
+        self.state["partition.labels"] = labels
+        if previous is None:
+            return
+        moved = (labels != previous).double().mean(-1)
+        stable = torch.where(moved <= PARTITION_TOL, self.state["partition.stable"] + 1, 0)
+        finished = self.state["partition.finished"]
+        newly = (stable >= self.patience) & (finished < 0)
+        self.state["partition.stable"] = stable
+        if bool(newly.any()):
+            self.state["partition.finished"] = torch.where(newly, epoch, finished)
+            for name, view in _restart_views(self.model).items():
+                kept = self.state.setdefault(f"partition.kept.{name}", view.clone())
+                kept[newly] = view[newly]
+
+    def restore_kept(self) -> None:
+        """Put each converged restart's parameters of its convergence back."""
+        converged = self.state["partition.finished"] >= 0
+        for name, view in _restart_views(self.model).items():
+            if f"partition.kept.{name}" in self.state:
+                view[converged] = self.state[f"partition.kept.{name}"][converged]
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
@@ -535,6 +607,7 @@ def minimise(
     sync_every: int = 25,
     epoch_start: Callable[[int], None] | None = None,
     extra_state: dict[str, Tensor] | None = None,
+    partition: _StablePartition | None = None,
 ) -> TrainResult:
     """Minimise ``objective`` over mini-batches of the points ``columns`` (D, N) with Adam.
 
@@ -545,7 +618,8 @@ def minimise(
     Losses stay on the device and are read back every ``sync_every`` steps (and at the end),
     so the hot loop never waits on the host; a restart whose loss turned NaN/inf is then masked
     out of the objective and reported in ``stopped_epoch``. With ``config.validation``, restarts
-    stop early (see ``_EarlyStopping``). With ``config.checkpoint``, the whole loop state is
+    stop early (see ``_EarlyStopping``); with ``partition`` (updated by ``epoch_start``), once
+    their partition holds (see ``_StablePartition``). With ``config.checkpoint``, the whole loop state is
     written after every due epoch and at the end, and ``config.resume`` continues from it exactly.
     """
     n_epochs, batch_size, shuffle = config.n_epochs, config.batch_size, config.shuffle
@@ -574,6 +648,11 @@ def minimise(
             break
         if epoch_start is not None:
             epoch_start(epoch)
+        if partition is not None and _all_converged(partition.finished, loop.stopped, config):
+            loop.done = True
+            if loop.synced_upto < loop.epochs_run:  # the losses still on the device
+                _sync(loop, bar)
+            break
         if per_restart:
             order = per_restart_orders(
                 n_samples, model.n_restarts, generator, config.shuffle_buffer, config.restart_offset
@@ -581,6 +660,8 @@ def minimise(
         elif reorder:
             order = epoch_order(n_samples, generator, config.shuffle_buffer).to(device)
         mask = loop.alive if stopper is None else loop.alive & stopper.training(device)
+        if partition is not None:
+            mask = mask & partition.training(device)
         total = torch.zeros(model.n_restarts, device=device)
         batch_total = torch.zeros(model.n_restarts, device=device)
         n_batches = 0
@@ -621,7 +702,15 @@ def minimise(
         ):
             _write_checkpoint(config, model, optimizer, loop, stopper, extra_state)
     bar.close()
-    return _result(loop, stopper, model)
+    return _result(loop, stopper, partition, model)
+
+
+def _all_converged(finished: np.ndarray, stopped: np.ndarray, config: TrainConfig) -> bool:
+    """Whether every restart has converged or failed; in a restart-parallel group, on every rank."""
+    done = bool(((finished >= 0) | (stopped >= 0)).all())
+    if config.group_max is not None:  # the ranks' steps meet in collectives: they stop together
+        done = config.group_max(0 if done else 1) == 0
+    return done
 
 
 def _data_parallel_step(
@@ -670,11 +759,18 @@ def _finite_restarts(model: MixtureOfFlows) -> np.ndarray:
     return finite.cpu().numpy()
 
 
-def _result(loop: _LoopState, stopper: _EarlyStopping | None, model: MixtureOfFlows) -> TrainResult:
+def _result(
+    loop: _LoopState,
+    stopper: _EarlyStopping | None,
+    partition: _StablePartition | None,
+    model: MixtureOfFlows,
+) -> TrainResult:
     epochs_run = loop.epochs_run
     losses, stopped = loop.losses.copy(), loop.stopped
     if stopper is not None:
         stopper.restore_best()
+    if partition is not None:
+        partition.restore_kept()
     # A step after the last recorded loss can still overflow: such a restart stopped at that epoch.
     broken = ~_finite_restarts(model) & (stopped < 0)
     stopped[broken] = max(epochs_run - 1, 0)
@@ -688,14 +784,18 @@ def _result(loop: _LoopState, stopper: _EarlyStopping | None, model: MixtureOfFl
         n_epochs_run=epochs_run,
         batch_mean_losses=batch_mean,
     )
-    if stopper is not None:
-        trained = np.where(stopper.finished >= 0, stopper.finished, epochs_run)
+    finishes = [rule.finished for rule in (stopper, partition) if rule is not None]
+    if finishes:
+        trained = np.full(model.n_restarts, epochs_run)
+        for finished in finishes:
+            trained = np.where(finished >= 0, np.minimum(trained, finished), trained)
         for r in range(len(trained)):
             result.losses[r, trained[r] :] = np.nan
             result.batch_mean_losses[r, trained[r] :] = np.nan
+        result.epochs_trained = trained
+    if stopper is not None:
         result.validation_losses = stopper.scores[:, :epochs_run].copy()
         result.best_epoch = stopper.best_epoch.copy()
-        result.epochs_trained = trained
     return result
 
 
