@@ -259,8 +259,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Hard EM's convergence: a restart stops once this many E-steps in a row have each moved
         at most one point in a thousand (``flowmix.training.PARTITION_TOL``) to another
         cluster, and keeps its parameters of that moment; at most ``n_epochs`` in any case. A
-        partition that holds is what the clustering converges to; training on would still
-        sharpen the density a little. None: train all ``n_epochs``. Other algorithms ignore it.
+        partition that holds is what the clustering converges to; training on only fits the
+        training points more closely. None: train all ``n_epochs``. Other algorithms ignore it.
     pretrain_epochs : int, default=100
         Epochs each component trains on its own cluster before ``algorithm`` runs (only for
         initialisations that give clusters). With ``"hard-em"`` the clusters are hard (each
