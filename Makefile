@@ -18,6 +18,7 @@ $(BIN)/activate: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(PIP_INSTALL) -q torch==2.13.0
 	$(PIP_INSTALL) -q -e '.[dev]'
+	$(BIN)/python -c 'from flowmix.flows.spline_native import build_or_explain; print(build_or_explain())'
 	touch $(BIN)/activate
 
 venv: $(BIN)/activate

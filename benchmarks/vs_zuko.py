@@ -5,7 +5,8 @@ do: a Python list of K flows (zuko's MAF: one MADE layer, tanh hidden units, aff
 zuko's NSF with the same layers, bins and tanh hidden units as flowmix's spline family),
 the mixture log-density as a logsumexp over their log-densities, one Adam, and one such mixture
 per restart. Both sides do one Adam step per restart on the same batch; the figure is restart
-steps per second (a step of all 10 restarts counts 10). Measured back to back in one process.
+steps per second (a step of all 10 restarts counts 10). Measured back to back in one process; the
+spline cases also with flowmix's compiled spline kernel turned off (the torch step).
 Needs zuko (`pip install zuko`); prints a message and exits 0 without it.
 
 Run:  .venv/bin/python benchmarks/vs_zuko.py
@@ -19,6 +20,7 @@ import torch
 from cases import CASES, SPLINE_CASES, flowmix_step
 
 from flowmix._memory import reuse_freed_memory
+from flowmix.flows import spline_native
 
 
 def _zuko_steps(case: dict, x: torch.Tensor):
@@ -78,7 +80,16 @@ def compare(seconds: float = 5.0) -> list[dict] | None:
             x = torch.rand(case["batch"], case["dim"], generator=torch.Generator().manual_seed(1))
             ours = _rate(flowmix_step(case, x.T.contiguous()), seconds) * case["restarts"]
             theirs = _rate(_zuko_steps(case, x), seconds) * case["restarts"]
-            rows.append({"case": name, "flowmix": ours, "zuko": theirs, "speedup": ours / theirs})
+            row = {"case": name, "flowmix": ours, "zuko": theirs, "speedup": ours / theirs}
+            if case.get("flow") == "spline":  # the same step with the compiled kernel turned off
+                spline_native.ENABLED, enabled = False, spline_native.ENABLED
+                try:
+                    row["flowmix torch step"] = (
+                        _rate(flowmix_step(case, x.T.contiguous()), seconds) * case["restarts"]
+                    )
+                finally:
+                    spline_native.ENABLED = enabled
+            rows.append(row)
     return rows
 
 
@@ -88,9 +99,15 @@ def main() -> None:
         print("zuko is not installed (pip install zuko); nothing measured")
         return
     for row in rows:
+        torch_step = row.get("flowmix torch step")
+        alone = (
+            ""
+            if torch_step is None
+            else f" (torch step alone {torch_step:.1f}, {torch_step / row['zuko']:.1f}x)"
+        )
         print(
             f"{row['case']}: flowmix {row['flowmix']:.1f}, zuko list-of-flows {row['zuko']:.1f} "
-            f"restart-steps/s, {row['speedup']:.1f}x"
+            f"restart-steps/s, {row['speedup']:.1f}x{alone}"
         )
 
 

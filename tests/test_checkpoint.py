@@ -309,20 +309,33 @@ def test_early_stopping_stops_and_keeps_each_best_epoch():
     assert model.score(held_out) == pytest.approx(-curve[model.best_epoch_] + log_det, abs=1e-4)
 
 
-def test_early_stopping_resumes_bit_identically(tmp_path):
-    settings = {**SETTINGS, "early_stopping": True, "n_iter_no_change": 3, "n_epochs": 40}
-    expected = fitted_state(FlowMixture(2, **settings).fit(X))
+def crash_at_epoch_then_resume(folder: Path, settings: dict, epoch: int) -> FlowMixture:
+    """Fit with checkpoints every 5 epochs, crash at the start of training epoch ``epoch``, fit again."""
 
-    def crash(epoch, density):
-        if epoch == 12:
+    def crash(done, density):
+        if done == epoch:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings).fit(
-            X, callback=crash, callback_every=12
+        FlowMixture(2, checkpoint_dir=folder, checkpoint_every_epochs=5, **settings).fit(
+            X, callback=crash, callback_every=1
         )
-    resumed = FlowMixture(2, checkpoint_dir=tmp_path, checkpoint_every_epochs=5, **settings).fit(X)
-    assert_same_fit(fitted_state(resumed), expected)
+    return FlowMixture(2, checkpoint_dir=folder, checkpoint_every_epochs=5, **settings).fit(X)
+
+
+def test_early_stopping_resumes_bit_identically(tmp_path):
+    settings = {**SETTINGS, "early_stopping": True, "n_iter_no_change": 3, "n_epochs": 40}
+    expected = fitted_state(FlowMixture(2, **settings).fit(X))
+    assert_same_fit(fitted_state(crash_at_epoch_then_resume(tmp_path, settings, 12)), expected)
+
+
+def test_hard_em_convergence_resumes_bit_identically(tmp_path):
+    """A crash after two of three restarts converged (their partitions held) and before the third."""
+    settings = {**SETTINGS, "n_init": 3, "n_epochs": 90, "stable_e_steps": 2}
+    model = FlowMixture(2, **settings).fit(X)
+    trained = np.isfinite(model.losses_).sum(1)
+    assert sorted(trained)[1] < 50 < trained.max() < 90  # the crash at 50 falls between them
+    assert_same_fit(fitted_state(crash_at_epoch_then_resume(tmp_path, settings, 50)), fitted_state(model))
 
 
 def test_early_stopping_needs_points_to_hold_out():

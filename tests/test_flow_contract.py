@@ -1,6 +1,8 @@
-"""The contract every flow family keeps, run for each family x activation x fused/reference path.
+"""The contract every flow family keeps, run for each family x activation x kernel path.
 
-A family added to flowmix.flows.FLOW_FAMILIES is covered here without new tests.
+The paths: the fused training step with a transformer's compiled kernel where it has one
+("compiled"), the same step in torch alone ("torch"), and the plain autograd reference. A family
+added to flowmix.flows.FLOW_FAMILIES is covered here without new tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 
 from flowmix import FlowMixture
 from flowmix.density import MixtureOfFlows
-from flowmix.flows import FLOW_FAMILIES, make_flow
+from flowmix.flows import FLOW_FAMILIES, make_flow, spline_native
 from flowmix.flows.base_distributions import DiagonalNormal, FullNormal
 from flowmix.nn import ACTIVATIONS, StackedMaskedLinear
 
@@ -25,12 +27,32 @@ HIDDEN = [(8,), (8, 6)]
 
 family = pytest.mark.parametrize("name", FAMILIES)
 activation = pytest.mark.parametrize("act", ACTIVATION_NAMES)
-path = pytest.mark.parametrize("fused", [True, False], ids=["fused", "reference"])
+KERNEL_PATHS = ["compiled", "torch", "reference"]
+path = pytest.mark.parametrize("fused", KERNEL_PATHS)
+
+
+@pytest.fixture(autouse=True)
+def _kernel_path(request, monkeypatch):
+    """The "torch" path turns the compiled kernels off for the test; the others leave them on."""
+    params = getattr(request.node, "callspec", None)
+    chosen = params.params.get("fused", params.params.get("kernel")) if params is not None else None
+    monkeypatch.setattr(spline_native, "ENABLED", spline_native.ENABLED and chosen != "torch")
+
+
 hidden = pytest.mark.parametrize("hidden", HIDDEN, ids=["one-hidden", "two-hidden"])
 
 
 def build(
-    name, *, n_stack=3, dim=4, hidden=(8, 6), n_layers=2, act="tanh", fused=True, seed=0, dtype=torch.float64
+    name,
+    *,
+    n_stack=3,
+    dim=4,
+    hidden=(8, 6),
+    n_layers=2,
+    act="tanh",
+    fused="compiled",
+    seed=0,
+    dtype=torch.float64,
 ):
     """A flow away from its initial point (every parameter perturbed), prepared on data in [0, 1]^D."""
     flow = make_flow(
@@ -50,7 +72,7 @@ def build(
         if isinstance(layer, StackedMaskedLinear):
             layer.zero_masked_()
     flow.prepare(torch.rand(200, dim, generator=gen))
-    return flow.set_fused(fused).to(dtype)
+    return flow.set_fused(fused != "reference").to(dtype)
 
 
 def points(dim=4, n=6, seed=2, dtype=torch.float64):
@@ -109,10 +131,12 @@ def test_round_trip_holds_in_float32(name):
 @family
 @activation
 @hidden
-def test_fused_path_equals_reference_path(name, act, hidden):
+@pytest.mark.parametrize("kernel", ["compiled", "torch"])
+def test_fused_path_equals_reference_path(name, act, hidden, kernel):
     x = points(n=30).T
     loc, scale = torch.rand(3, 4, dtype=torch.float64), torch.rand(3, 4, dtype=torch.float64) + 0.5
-    fast, reference = build(name, act=act, hidden=hidden), build(name, act=act, hidden=hidden, fused=False)
+    fast = build(name, act=act, hidden=hidden, fused=kernel)
+    reference = build(name, act=act, hidden=hidden, fused="reference")
     tril = torch.linalg.cholesky(torch.eye(4, dtype=torch.float64) + 0.3).expand(3, 4, 4)
     for base in (DiagonalNormal(loc, 0.3), DiagonalNormal(loc, scale), FullNormal(loc, tril)):
         torch.testing.assert_close(fast.log_prob_columns(x, base), reference.log_prob_columns(x, base))

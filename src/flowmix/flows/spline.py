@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
+from flowmix.flows import spline_native
 from flowmix.flows.base import AutoregressiveFlow, Transformer
 
 MIN_BIN_WIDTH = 1e-3
@@ -253,7 +254,9 @@ class _FusedSpline(torch.autograd.Function):
         d_low, d_high = slopes.gather(1, k), slopes.gather(1, k + 1)
         bin_terms = [v[:, 0] for v in (p_k, p_below, q_k, q_below, d_low, d_high)]
         k = k[:, 0]
-        y, log_det, saved = _rq_scalars(t, *bin_terms, k, n_bins)
+        # k as a float of x's dtype: an integer tensor times a Python float would be float32,
+        # and float64 models would see their bin edges rounded to float32.
+        y, log_det, saved = _rq_scalars(t, *bin_terms, k.to(t.dtype), n_bins)
         ctx.save_for_backward(k, inside, p, q, derivatives, *bin_terms, *saved)
         return torch.where(inside, y, x), torch.where(inside, log_det, 0.0)
 
@@ -296,11 +299,39 @@ class _FusedSpline(torch.autograd.Function):
         return grad_x, grad, None
 
 
+class _NativeSpline(torch.autograd.Function):
+    """:class:`_FusedSpline`'s mathematics with the per-point work in compiled C (flowmix.flows.spline_native).
+
+    torch computes the bins' softmax shares and knot derivatives (a few vectorised calls); one C
+    call per direction does the rest.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, params: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+        shares = torch.softmax(params[:, : 2 * n_bins].unflatten(1, (2, n_bins)), dim=2).flatten(1, 2)
+        slopes = functional.softplus(params[:, 2 * n_bins :] + _IDENTITY_OFFSET).add_(MIN_DERIVATIVE)
+        shares, slopes = shares.contiguous(), slopes.contiguous()
+        ctx.save_for_backward(x, params, shares, slopes)
+        ctx.n_bins = n_bins
+        return spline_native.forward(x, shares, slopes, n_bins)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, params, shares, slopes = ctx.saved_tensors
+        grad_x, grad_params = spline_native.backward(
+            x, shares, slopes, params, grad_y, grad_log_det, ctx.n_bins
+        )
+        return grad_x, grad_params, None
+
+
 class RationalQuadratic(Transformer):
     """A monotonic rational-quadratic spline of ``n_bins`` bins on [-1, 1], identity outside.
 
     Its parameters per coordinate are B widths, B heights and B - 1 inner knot derivatives. Its
-    kernel is the training step's forward with a hand-written backward (:class:`_FusedSpline`).
+    kernel is the training step's forward with a hand-written backward: compiled from C for the
+    small steps where dispatch dominates (:mod:`flowmix.flows.spline_native`), torch's
+    :class:`_FusedSpline` otherwise.
     """
 
     name = "rational-quadratic"
@@ -317,6 +348,8 @@ class RationalQuadratic(Transformer):
         return params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
 
     def forward(self, u: Tensor, params: Tensor, fused: bool) -> tuple[Tensor, Tensor]:
+        if fused and spline_native.usable(u, params, self.n_bins):
+            return _NativeSpline.apply(u, params, self.n_bins)
         if fused:
             return _FusedSpline.apply(u, params, self.n_bins)
         return rational_quadratic_spline(u, *self._split(params), inverse=False, bin_dim=1)
