@@ -48,7 +48,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(numpy|np|torch|sklearn|scipy|matplotlib|click|safetensors|tqdm|pathlib|os|collections|concurrent)\b.*",
+        r"(numpy|np|torch|sklearn|scipy|matplotlib|click|safetensors|tqdm|pathlib|os|collections|concurrent|ctypes)\b.*",
     ),
     (r"py:.*", r"(Tensor|ndarray|ArrayLike|array-like|Path|PathLike|Figure|Axes|Callable|Sequence|Mapping)"),
     (r"py:.*", r"(Any|Iterable|Iterator|Generator|IO|Module|Parameter|Optimizer|RandomState)"),
