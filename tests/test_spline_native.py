@@ -40,7 +40,7 @@ def _value_and_gradients(step, x, params):
     "step",
     [pytest.param(_NativeSpline, marks=needs_kernel, id="compiled"), pytest.param(_FusedSpline, id="torch")],
 )
-@pytest.mark.parametrize("n_bins", [2, 8, 13])
+@pytest.mark.parametrize("n_bins", [2, 8, 13, 70])
 def test_the_training_steps_equal_the_reference_spline_in_float64(step, n_bins):
     # Float64 throughout: the torch step once rounded its bin edges to float32 (about 1e-7 off).
     x, params = _layer_input(torch.float64, n_bins)
@@ -75,11 +75,10 @@ def test_outside_the_box_and_nan_the_compiled_step_is_the_identity():
 @needs_kernel
 def test_the_layer_takes_the_compiled_step_only_where_it_is_faster():
     small, params = _layer_input(torch.float32, shape=(2, 2, 64))
-    assert spline_native.usable(small, params, 8)
+    assert spline_native.usable(small, params)
     large = torch.zeros(1, 1, spline_native.MAX_ELEMENTS + 1)
-    assert not spline_native.usable(large, torch.zeros(1, 23, 1, large.shape[-1]), 8)
-    assert not spline_native.usable(small.half(), params.half(), 8)
-    assert not spline_native.usable(small, params, spline_native.MAX_BINS + 1)
+    assert not spline_native.usable(large, torch.zeros(1, 23, 1, large.shape[-1]))
+    assert not spline_native.usable(small.half(), params.half())
 
 
 @needs_kernel

@@ -456,7 +456,7 @@ class _EarlyStopping:
         out_of_patience = (self.wait >= self.patience) & (self.finished < 0)
         self.finished = np.where(out_of_patience, epoch + 1, self.finished)
 
-    def restore_best(self) -> None:
+    def restore_kept(self) -> None:
         """Put each restart's best-epoch parameters back (restarts that never improved keep theirs)."""
         keep = torch.as_tensor(self.best_epoch >= 0, device=self.validation.device)
         for name, view in _restart_views(self.model).items():
@@ -629,6 +629,8 @@ def minimise(
     optimizer = make_optimizer(model, config.learning_rate)
     loop = _LoopState.fresh(n_epochs, model.n_restarts, device)
     stopper = _EarlyStopping(model, config) if config.validation is not None else None
+    # The rules that stop restarts early, each keeping the parameters a stopped restart ends with.
+    rules = [rule for rule in (stopper, partition) if rule is not None]
     extra_state = {} if extra_state is None else extra_state
     _resume(config, model, optimizer, loop, stopper, extra_state)
     bar = tqdm(total=n_epochs, desc=config.phase, unit="epoch", disable=not config.verbose, leave=False)
@@ -659,9 +661,9 @@ def minimise(
             ).to(device)
         elif reorder:
             order = epoch_order(n_samples, generator, config.shuffle_buffer).to(device)
-        mask = loop.alive if stopper is None else loop.alive & stopper.training(device)
-        if partition is not None:
-            mask = mask & partition.training(device)
+        mask = loop.alive
+        for rule in rules:
+            mask = mask & rule.training(device)
         total = torch.zeros(model.n_restarts, device=device)
         batch_total = torch.zeros(model.n_restarts, device=device)
         n_batches = 0
@@ -702,7 +704,7 @@ def minimise(
         ):
             _write_checkpoint(config, model, optimizer, loop, stopper, extra_state)
     bar.close()
-    return _result(loop, stopper, partition, model)
+    return _result(loop, stopper, rules, model)
 
 
 def _all_converged(finished: np.ndarray, stopped: np.ndarray, config: TrainConfig) -> bool:
@@ -762,15 +764,14 @@ def _finite_restarts(model: MixtureOfFlows) -> np.ndarray:
 def _result(
     loop: _LoopState,
     stopper: _EarlyStopping | None,
-    partition: _StablePartition | None,
+    rules: list[_EarlyStopping | _StablePartition],
     model: MixtureOfFlows,
 ) -> TrainResult:
+    """The loop's record, each stopped restart's kept parameters put back (``rules`` stop restarts)."""
     epochs_run = loop.epochs_run
     losses, stopped = loop.losses.copy(), loop.stopped
-    if stopper is not None:
-        stopper.restore_best()
-    if partition is not None:
-        partition.restore_kept()
+    for rule in rules:
+        rule.restore_kept()
     # A step after the last recorded loss can still overflow: such a restart stopped at that epoch.
     broken = ~_finite_restarts(model) & (stopped < 0)
     stopped[broken] = max(epochs_run - 1, 0)
@@ -784,11 +785,10 @@ def _result(
         n_epochs_run=epochs_run,
         batch_mean_losses=batch_mean,
     )
-    finishes = [rule.finished for rule in (stopper, partition) if rule is not None]
-    if finishes:
+    if rules:
         trained = np.full(model.n_restarts, epochs_run)
-        for finished in finishes:
-            trained = np.where(finished >= 0, np.minimum(trained, finished), trained)
+        for rule in rules:
+            trained = np.where(rule.finished >= 0, np.minimum(trained, rule.finished), trained)
         for r in range(len(trained)):
             result.losses[r, trained[r] :] = np.nan
             result.batch_mean_losses[r, trained[r] :] = np.nan

@@ -35,6 +35,8 @@ MIN_BIN_HEIGHT = 1e-3
 MIN_DERIVATIVE = 1e-3
 # softplus(raw + _IDENTITY_OFFSET) + MIN_DERIVATIVE = 1 at raw = 0: a zero network output is the identity.
 _IDENTITY_OFFSET = math.log(math.expm1(1 - MIN_DERIVATIVE))
+# What the compiled step (flowmix.flows.spline_native) is told of the bins' smallest sizes.
+_BIN_MINIMA = (MIN_BIN_WIDTH, MIN_BIN_HEIGHT)
 
 
 def _knots(raw: Tensor, dim: int, minimum: float) -> Tensor:
@@ -313,14 +315,14 @@ class _NativeSpline(torch.autograd.Function):
         shares, slopes = shares.contiguous(), slopes.contiguous()
         ctx.save_for_backward(x, params, shares, slopes)
         ctx.n_bins = n_bins
-        return spline_native.forward(x, shares, slopes, n_bins)
+        return spline_native.forward(x, shares, slopes, n_bins, _BIN_MINIMA)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: Tensor, grad_log_det: Tensor) -> tuple[Tensor, Tensor, None]:
         x, params, shares, slopes = ctx.saved_tensors
         grad_x, grad_params = spline_native.backward(
-            x, shares, slopes, params, grad_y, grad_log_det, ctx.n_bins
+            x, shares, slopes, params, grad_y, grad_log_det, ctx.n_bins, _BIN_MINIMA, _IDENTITY_OFFSET
         )
         return grad_x, grad_params, None
 
@@ -348,7 +350,7 @@ class RationalQuadratic(Transformer):
         return params[:, :bins], params[:, bins : 2 * bins], params[:, 2 * bins :]
 
     def forward(self, u: Tensor, params: Tensor, fused: bool) -> tuple[Tensor, Tensor]:
-        if fused and spline_native.usable(u, params, self.n_bins):
+        if fused and spline_native.usable(u, params):
             return _NativeSpline.apply(u, params, self.n_bins)
         if fused:
             return _FusedSpline.apply(u, params, self.n_bins)

@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdint.h>
 
-#define MAX_BINS 64
 
 /* The spline's smallest bin width and height (flowmix.flows.spline's). */
 typedef struct {

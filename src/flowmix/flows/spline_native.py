@@ -31,8 +31,6 @@ import torch
 from torch import Tensor
 
 SOURCE = Path(__file__).with_name("spline_kernel.c")
-# The kernel keeps one point's bins on the stack.
-MAX_BINS = 64
 # Elements (stacked flows x dimensions x points) of one layer's step above which torch's own
 # vectorised kernels win (benchmarks/spline_step.py measures both).
 MAX_ELEMENTS = 1 << 15
@@ -114,7 +112,7 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def usable(x: Tensor, params: Tensor, n_bins: int) -> bool:
+def usable(x: Tensor, params: Tensor) -> bool:
     """Whether the compiled step applies to this layer's input (S, D, N) and parameters."""
     return (
         ENABLED
@@ -122,25 +120,25 @@ def usable(x: Tensor, params: Tensor, n_bins: int) -> bool:
         and params.device.type == "cpu"
         and x.dtype in _SUFFIXES
         and params.dtype == x.dtype
-        and n_bins <= MAX_BINS
         and x.numel() <= MAX_ELEMENTS
         and library() is not None
     )
 
 
-def forward(x: Tensor, shares: Tensor, slopes: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+def forward(
+    x: Tensor, shares: Tensor, slopes: Tensor, n_bins: int, minima: tuple[float, float]
+) -> tuple[Tensor, Tensor]:
     """The spline at x (S, D, N): (y, log|dy/dx|), both (S, D, N).
 
     ``shares`` (S, 2B, D, N) are the softmax shares of the bin widths then heights, ``slopes``
-    (S, B - 1, D, N) the inner knots' derivatives, both contiguous in x's dtype.
+    (S, B - 1, D, N) the inner knots' derivatives, both contiguous in x's dtype; ``minima`` the
+    smallest bin width and height.
     """
-    from flowmix.flows.spline import MIN_BIN_HEIGHT, MIN_BIN_WIDTH
-
     x = x.contiguous()
     y, log_det = torch.empty_like(x), torch.empty_like(x)
     getattr(library(), f"rq_forward_{_SUFFIXES[x.dtype]}")(
         x.data_ptr(), shares.data_ptr(), slopes.data_ptr(), y.data_ptr(), log_det.data_ptr(),
-        x.shape[0], n_bins, x[0].numel(), MIN_BIN_WIDTH, MIN_BIN_HEIGHT,
+        x.shape[0], n_bins, x[0].numel(), *minima,
     )  # fmt: skip
     return y, log_det
 
@@ -153,9 +151,13 @@ def backward(
     grad_y: Tensor,
     grad_log_det: Tensor,
     n_bins: int,
+    minima: tuple[float, float],
+    identity_offset: float,
 ) -> tuple[Tensor, Tensor]:
-    """Gradients of :func:`forward`'s (y, log_det) with respect to x and the MADE's output params (S, 3B - 1, D, N)."""
-    from flowmix.flows.spline import _IDENTITY_OFFSET, MIN_BIN_HEIGHT, MIN_BIN_WIDTH
+    """Gradients of :func:`forward`'s (y, log_det) with respect to x and the MADE's output params (S, 3B - 1, D, N).
+
+    ``identity_offset`` is added to the raw knot derivatives before their softplus.
+    """
 
     x, params = x.contiguous(), params.contiguous()
     grad_y, grad_log_det = grad_y.contiguous(), grad_log_det.contiguous()
@@ -163,7 +165,7 @@ def backward(
     getattr(library(), f"rq_backward_{_SUFFIXES[x.dtype]}")(
         x.data_ptr(), shares.data_ptr(), slopes.data_ptr(), params.data_ptr(), grad_y.data_ptr(),
         grad_log_det.data_ptr(), grad_x.data_ptr(), grad_params.data_ptr(),
-        x.shape[0], n_bins, x[0].numel(), MIN_BIN_WIDTH, MIN_BIN_HEIGHT, _IDENTITY_OFFSET,
+        x.shape[0], n_bins, x[0].numel(), *minima, identity_offset,
     )  # fmt: skip
     return grad_x, grad_params
 
