@@ -309,7 +309,7 @@ def test_early_stopping_stops_and_keeps_each_best_epoch():
     assert model.score(held_out) == pytest.approx(-curve[model.best_epoch_] + log_det, abs=1e-4)
 
 
-def crash_at_epoch_then_resume(folder: Path, settings: dict, epoch: int) -> FlowMixture:
+def crash_at_epoch_then_resume(folder: Path, settings: dict, epoch: int, data: np.ndarray = X) -> FlowMixture:
     """Fit with checkpoints every 5 epochs, crash at the start of training epoch ``epoch``, fit again."""
 
     def crash(done, density):
@@ -318,9 +318,9 @@ def crash_at_epoch_then_resume(folder: Path, settings: dict, epoch: int) -> Flow
 
     with pytest.raises(Interrupt):
         FlowMixture(2, checkpoint_dir=folder, checkpoint_every_epochs=5, **settings).fit(
-            X, callback=crash, callback_every=1
+            data, callback=crash, callback_every=1
         )
-    return FlowMixture(2, checkpoint_dir=folder, checkpoint_every_epochs=5, **settings).fit(X)
+    return FlowMixture(2, checkpoint_dir=folder, checkpoint_every_epochs=5, **settings).fit(data)
 
 
 def test_early_stopping_resumes_bit_identically(tmp_path):
@@ -336,6 +336,15 @@ def test_hard_em_convergence_resumes_bit_identically(tmp_path):
     trained = np.isfinite(model.losses_).sum(1)
     assert sorted(trained)[1] < 50 < trained.max() < 90  # the crash at 50 falls between them
     assert_same_fit(fitted_state(crash_at_epoch_then_resume(tmp_path, settings, 50)), fitted_state(model))
+
+
+def test_dequantised_fit_resumes_bit_identically(tmp_path):
+    """Every epoch's noise comes from the checkpointed generator, so a resumed fit draws the same."""
+    lattice = np.round(X * 4)  # integer features: both are dequantised
+    model = FlowMixture(2, **SETTINGS).fit(lattice)
+    assert model.dequantization_steps_.tolist() == [1.0, 1.0]
+    resumed = crash_at_epoch_then_resume(tmp_path, SETTINGS, 12, lattice)
+    assert_same_fit(fitted_state(resumed), fitted_state(model))
 
 
 def test_early_stopping_needs_points_to_hold_out():

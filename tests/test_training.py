@@ -159,6 +159,28 @@ def test_a_converged_restart_ends_as_it_would_have_alone():
     np.testing.assert_array_equal(final_loss(together, None, None, None), together.losses[[0, 1], [7, -1]])
 
 
+def _feed_moves(partition, moves, n_points=1000):
+    """Give ``partition`` E-steps whose labels move ``moves[i]`` of ``n_points`` points; the epoch it finished."""
+    labels = torch.zeros(1, n_points, dtype=torch.int64)
+    partition.update(0, labels.clone())
+    for epoch, count in enumerate(moves, start=1):
+        labels = labels.clone()
+        labels[0, :count] = 1 - labels[0, :count]
+        partition.update(epoch, labels)
+    return int(partition.finished[0])
+
+
+def test_a_partition_whose_boundary_flickers_for_good_has_converged():
+    """Moves that stop falling below 0.9 times their fewest for CHURN_PATIENCE E-steps end the restart."""
+    patience = training.CHURN_PATIENCE
+    falling = [50, 40, 30, 20] + [19, 21] * patience  # 19 is not below 0.9 x 20: no progress
+    assert _feed_moves(training._StablePartition(_two_component_density(), 3, {}), falling) == 4 + patience
+    still_falling = [int(50 * 0.85**i) for i in range(20)]  # a 15% drop every E-step: not converged
+    assert _feed_moves(training._StablePartition(_two_component_density(), 3, {}), still_falling) == -1
+    settled = [50, 1, 1, 0]  # at most one point in a thousand for 3 E-steps: the strict rule
+    assert _feed_moves(training._StablePartition(_two_component_density(), 3, {}), settled) == 4
+
+
 def test_the_estimator_stops_hard_em_once_the_partition_holds_unless_told_not_to(two_tight_blobs):
     X, _ = two_tight_blobs
     settings = {"n_epochs": 60, "pretrain_epochs": 5, "random_state": 0, **ONE_FIT_ON_ALL_POINTS}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -27,6 +28,7 @@ from flowmix._memory import reuse_freed_memory
 from flowmix.batch_order import BATCH_ORDERS
 from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
 from flowmix.density import MixtureOfFlows
+from flowmix.dequantization import jittered, lattice_steps, snap_to_lattice
 from flowmix.distributed import (
     MODES,
     DataParallel,
@@ -93,6 +95,7 @@ _ADDED_WITH_DEFAULTS = {
     "recipe": "auto",
     "subspace_dim": None,
     "stable_e_steps": None,
+    "dequantize": None,
 }
 
 
@@ -180,6 +183,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         48 features, ``"global"`` from 48 on (wide data is nearly always of one kind, and
         per-feature scales blow faint pixels up). ``"none"`` fits the data as given (the
         presets). Densities and samples are in the user's units whatever the map.
+    dequantize : "auto", None or array-like of shape (n_features,), default="auto"
+        Features whose values lie on a lattice (counts, ratings, 8-bit pixels given as
+        integers) are trained on with fresh uniform noise of one lattice step every epoch
+        (:mod:`flowmix.dequantization`), so that no flow can pile its density onto the
+        lattice points and drive its loss to minus infinity. ``"auto"``: step 1 on every
+        feature whose values are all integers and not all equal. An array: each feature's step
+        in the data's units (0 for a continuous one), e.g. ``np.full(784, 1 / 255)`` for pixels
+        divided by 255. None: the data as given. Only the training steps see the noise; the
+        density at a lattice point approximates its cell's probability over the cell's
+        width, and :meth:`sample` rounds those features to the lattice.
     subspace_dim : int, "auto" or None, default="auto"
         On wide data, each component's flow models only the ``subspace_dim`` leading principal
         directions of its start cluster (whitened) and a normal the remaining ones
@@ -347,6 +360,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     feature_scaling_ : flowmix.preprocessing.FeatureScaling
         The map z = (x - offset) / scale that ``preprocessing`` fitted; the flows, base means,
         scales and covariances live in z.
+    dequantization_steps_ : ndarray of shape (n_features,) or None
+        Each feature's lattice step that ``dequantize`` resolved to (0: continuous), or None
+        where no feature was dequantised.
     subspace_dim_ : int or None
         The dimension of the components' principal subspaces, or None where the flows model
         every feature.
@@ -417,6 +433,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         activation: str | None = None,
         base_std: float = 0.1,
         preprocessing: str = "auto",
+        dequantize: str | ArrayLike | None = "auto",
         subspace_dim: int | str | None = "auto",
         recipe: str | Recipe = "auto",
         covariance_type: str = "auto",
@@ -454,6 +471,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.activation = activation
         self.base_std = base_std
         self.preprocessing = preprocessing
+        self.dequantize = dequantize
         self.subspace_dim = subspace_dim
         self.recipe = recipe
         self.covariance_type = covariance_type
@@ -515,15 +533,22 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 "component needs at least one sample. Lower n_components or pass more data."
             )
         # Refused here, before any candidate is computed, if the recipe's largest fit cannot fit.
-        self._memory_plan(X.shape[0], X.shape[1], self._torch_device(), recipe.max_restarts)
+        steps = lattice_steps(self.dequantize, X)
+        self._memory_plan(
+            X.shape[0], X.shape[1], self._torch_device(), recipe.max_restarts, steps is not None
+        )
         scaling = fit_scaling(self.preprocessing, X)
         Z = _in_float32(scaling.transform(X))
+        widths = None if steps is None else steps / scaling.scale  # the steps in the units of Z
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-        def train(fit: Fit) -> np.ndarray:
-            return self._train_once(Z, fit, seed, callback, callback_every)
+        # What the candidates and starts see: on a lattice, the points with their ties broken.
+        seen = Z if widths is None else jittered(Z, widths, seed)
 
-        data = RecipeData(Z, self.n_components, seed, self._can_hold_out(len(Z)))
+        def train(fit: Fit) -> np.ndarray:
+            return self._train_once(Z, fit, seed, callback, callback_every, widths, seen)
+
+        data = RecipeData(seen, self.n_components, seed, self._can_hold_out(len(Z)))
         self.recipe_trace_ = recipe.run(data, train)
         if self.subspace_dim_ is not None:
             self.recipe_trace_.add(
@@ -533,6 +558,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             )
         self.recipe_ = recipe
         self.feature_scaling_ = scaling
+        self.dequantization_steps_ = steps
         return self
 
     def _train_once(
@@ -542,10 +568,14 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         seed: int,
         callback: Callable[[int, MixtureOfFlows], None] | None,
         callback_every: int,
+        noise_widths: np.ndarray | None = None,
+        start_X: np.ndarray | None = None,
     ) -> np.ndarray:
         """One training with the resolved settings ``fit`` on validated, preprocessed data; its labels.
 
-        Initialise, train, select; the fitted attributes are set on the estimator.
+        Initialise, train, select; the fitted attributes are set on the estimator. For
+        dequantisation, ``noise_widths`` (D,) are each feature's lattice step in X's units and
+        ``start_X`` the points the start sees (X jittered once; None: X).
         """
         n_samples = X.shape[0]
         rank, world_size, block = self._process_share(fit)
@@ -554,21 +584,27 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
         # Before anything large is allocated: a fit that cannot fit max_memory stops here.
         self.memory_plan_ = self._memory_plan(
-            n_samples - self._n_validation(n_samples, fit), X.shape[1], device, fit.n_init
+            n_samples - self._n_validation(n_samples, fit),
+            X.shape[1],
+            device,
+            fit.n_init,
+            noise_widths is not None,
         )
         checkpoint, resumed = self._open_checkpoint(X, seed, fit, rank, world_size)
         if resumed is not None:
             seed = resumed.context["seed"]
         train_rows, validation_rows = self._split_validation(len(X), seed, fit)
         train_X, validation_X = X, None
+        start_X = X if start_X is None else start_X
         if validation_rows is not None:
             train_X, validation_X = X[train_rows], X[validation_rows]
+            start_X = start_X[train_rows]
         init = fit.init
         if not isinstance(init, str):  # the user's labels of every point; those of the training rows
             from_user_assignments(X, init, 1, self.n_components)  # refuses bad labels, naming all N
             init = np.asarray(init)[train_rows]
-        start = initialise(init, train_X, fit.n_init, self.n_components, np.random.RandomState(seed))
-        density = self._initial_density(start, train_X, torch.Generator().manual_seed(seed), fit).to(device)
+        start = initialise(init, start_X, fit.n_init, self.n_components, np.random.RandomState(seed))
+        density = self._initial_density(start, start_X, torch.Generator().manual_seed(seed), fit).to(device)
         responsibilities = start.responsibilities
         if block is not None:  # this process trains its block of the restarts only
             density = density.take_restarts(block)
@@ -596,6 +632,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             stable_e_steps=self.stable_e_steps,
+            dequantization=noise_widths,
             checkpoint=checkpoint,
             resume=resumed,
             data_parallel=DataParallel(rank, world_size) if self.distributed == "data" else None,
@@ -637,11 +674,15 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.empty_components_ = np.setdiff1d(np.arange(self.n_components), self.labels_)
         return self.labels_
 
-    def _memory_plan(self, n_samples: int, dim: int, device: torch.device, n_init: int) -> FitPlan:
+    def _memory_plan(
+        self, n_samples: int, dim: int, device: torch.device, n_init: int, dequantised: bool = False
+    ) -> FitPlan:
         """The mini-batch size and peak memory of this fit, or a ValueError if it cannot fit ``max_memory``.
 
-        On principal subspaces the flows are sized for the largest dimension ``subspace_dim`` may
-        take (the start's clusters, which settle it, are not known yet).
+        Dequantisation holds two more copies of the points (jittered once for the starts, and
+        each epoch's noisy copy). On principal subspaces the flows are sized for the largest
+        dimension ``subspace_dim`` may take (the start's clusters, which settle it, are not
+        known yet).
         """
         flow_dim = largest_dim(self.subspace_dim, dim)
         flow_parameters, floats_per_point = flow_footprint(
@@ -664,6 +705,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             batch_size=resolve_batch_size(self.batch_size, n_samples),
             auto_batch=self.batch_size == "auto",
             budget=resolve_budget(self.max_memory, device),
+            data_copies=3 if dequantised else 1,
         )
 
     def _holds_out(self, fit: Fit) -> bool:
@@ -765,6 +807,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         from flowmix import __version__
 
         settings = {k: v for k, v in self.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
+        if not (settings["dequantize"] is None or isinstance(settings["dequantize"], str | bool)):
+            settings["dequantize"] = np.asarray(settings["dequantize"], dtype=np.float64).tolist()
         for name, default in _ADDED_WITH_DEFAULTS.items():
             if settings[name] == default:  # so that checkpoints written before they existed still resume
                 del settings[name]
@@ -964,9 +1008,8 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         density = in_dtype(self.density_, torch_inference_dtype(self.inference_dtype))
         x, labels = density.sample(int(n_samples), torch.Generator().manual_seed(seed))
-        return self.feature_scaling_.inverse_transform(
-            x.cpu().numpy().astype(np.float64)
-        ), labels.cpu().numpy()
+        x = self.feature_scaling_.inverse_transform(x.cpu().numpy().astype(np.float64))
+        return snap_to_lattice(x, self.dequantization_steps_), labels.cpu().numpy()
 
     def n_parameters(self) -> int:
         """Free parameters of the fitted mixture (masked-out weights excluded)."""
@@ -1027,6 +1070,11 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
         if not isinstance(self.early_stopping, bool | np.bool_) and self.early_stopping != "auto":
             raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}.")
+        if (isinstance(self.dequantize, str) and self.dequantize != "auto") or self.dequantize is True:
+            raise ValueError(
+                "dequantize must be 'auto', None, or one lattice step per feature (0 for a continuous "
+                f"feature), got {self.dequantize!r}."
+            )
         if self.preprocessing not in PREPROCESSINGS:
             raise ValueError(
                 f"preprocessing must be one of {list(PREPROCESSINGS)}, got {self.preprocessing!r}."

@@ -138,6 +138,7 @@ def fit_plan(
     batch_size: int,
     auto_batch: bool,
     budget: int,
+    data_copies: int = 1,
 ) -> FitPlan:
     """The mini-batch size and peak memory of a fit, or a ValueError naming what to change.
 
@@ -155,6 +156,9 @@ def fit_plan(
         Whether that size came from ``batch_size="auto"`` and may be made smaller to fit.
     budget : int
         Bytes the fit may use.
+    data_copies : int, default=1
+        Copies of the training points the fit holds (3 with dequantisation: the points jittered
+        once for the starts and each epoch's noisy copy).
 
     Examples
     --------
@@ -165,7 +169,7 @@ def fit_plan(
     """
     parameters = PARAMETER_COPIES * FLOAT_BYTES * n_stack * flow_parameters
     # The points, an E-step's (R, K, N) joint log densities and one inference chunk's activations.
-    data = FLOAT_BYTES * n_samples * (dim + n_stack) + INFERENCE_CHUNK_BYTES + OVERHEAD_BYTES
+    data = FLOAT_BYTES * n_samples * (data_copies * dim + n_stack) + INFERENCE_CHUNK_BYTES + OVERHEAD_BYTES
     per_point = FLOAT_BYTES * n_stack * floats_per_point
     plan = FitPlan(batch_size, budget, parameters, data, per_point)
     if plan.peak <= budget:

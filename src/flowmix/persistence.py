@@ -72,6 +72,8 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         params["random_state"] = None  # a RandomState object has no JSON form
     if not isinstance(params["init"], str):
         params["init"] = None  # the user's labels are not kept; refitting needs them again
+    if not (params["dequantize"] is None or isinstance(params["dequantize"], str | bool)):
+        params["dequantize"] = np.asarray(params["dequantize"], dtype=np.float64).tolist()
     if not isinstance(params["recipe"], str):
         params["recipe"] = None  # a recipe object has no JSON form; refitting needs it again
     config = {
@@ -82,6 +84,7 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         "base_std": density.base_std,
         "n_features_in": int(model.n_features_in_),
         "subspace_dim": model.subspace_dim_,
+        "dequantization_steps": _steps_list(model.dequantization_steps_),
         "feature_names_in": list(map(str, getattr(model, "feature_names_in_", []))) or None,
         "feature_scaling": {
             "offset": model.feature_scaling_.offset.tolist(),
@@ -100,6 +103,10 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
 
     atomic_write_dir(path, write)
     return path
+
+
+def _steps_list(steps: np.ndarray | None) -> list[float] | None:
+    return None if steps is None else steps.tolist()
 
 
 def _json_scalar(value: Any) -> Any:
@@ -178,6 +185,8 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
             problem = f"its feature_scaling has {len(offset)} values, not n_features_in={layout.n_features}"
             raise _corrupt(config_path, problem)
         model.feature_scaling_ = FeatureScaling(np.asarray(offset, np.float64), np.asarray(scale, np.float64))
+    steps = layout.dequantization_steps
+    model.dequantization_steps_ = None if steps is None else np.asarray(steps, dtype=np.float64)
     model.recipe_trace_ = None  # what ran at fit time is not kept in the file
     if layout.feature_names:
         model.feature_names_in_ = np.asarray(layout.feature_names, dtype=object)
@@ -224,6 +233,7 @@ class _Layout:
     feature_names: list[str] | None
     feature_scaling: dict[str, list[float]] | None  # checked lists; their length is checked with the tensors
     subspace_dim: int | None = None  # the flows' dimension where it is below n_features
+    dequantization_steps: list[float] | None = None  # each feature's lattice step (flowmix.dequantization)
 
 
 def _corrupt(path: Path, problem: str) -> ValueError:
@@ -345,6 +355,20 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
     )
     if "subspace_dim" not in config:  # written before subspaces existed: flows on every feature
         params.setdefault("subspace_dim", None)
+    steps = config.get("dequantization_steps")
+    need(
+        steps is None
+        or (
+            isinstance(steps, list)
+            and len(steps) == d
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf for v in steps
+            )
+        ),
+        f"dequantization_steps is not null or a list of {d} non-negative finite numbers",
+    )
+    if "dequantization_steps" not in config:  # written before dequantisation existed: none
+        params.setdefault("dequantize", None)
     scaling = config.get("feature_scaling")
     if scaling is None:  # written before preprocessing existed: fitted on the data as given
         params.setdefault("preprocessing", "none")
@@ -380,7 +404,9 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             f"{config_path}: device {_short(where)} is not one of {', '.join(_DEVICE_TYPES)}; load the model "
             "with FlowMixture.load(path, device='cpu')."
         )
-    return _Layout(params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling, subspace_dim)
+    return _Layout(
+        params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling, subspace_dim, steps
+    )
 
 
 def _read_header(tensors_path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:

@@ -38,6 +38,7 @@ _COMMON: dict[str, Any] = {
     "preprocessing": "none",  # the paper min-max scales the toy sets itself and fits the data as given
     "subspace_dim": None,  # the paper's flows model every pixel (or principal component)
     "stable_e_steps": None,  # the paper trains a fixed number of epochs
+    "dequantize": None,  # the paper fits the data as given
     "init": "unit",
     "learning_rate": 1e-3,
     "n_init": 10,
