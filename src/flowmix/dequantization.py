@@ -89,7 +89,7 @@ def jittered(X: np.ndarray, widths: np.ndarray, seed: int) -> np.ndarray:
 
 
 class Jitter:
-    """The training points with fresh noise on their lattice features, redrawn by :meth:`draw`.
+    """The training points with fresh noise on their lattice features, redrawn by ``draw()``.
 
     ``columns`` (D, N) are the points as the model sees them and ``widths`` (D,) each feature's
     step in those units (0: continuous). The noisy copy is allocated once; each draw takes its

@@ -271,7 +271,10 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
     stable_e_steps : int or None, default=3
         Hard EM's convergence: a restart stops once this many E-steps in a row have each moved
         at most one point in a thousand (``flowmix.training.PARTITION_TOL``) to another
-        cluster, and keeps its parameters of that moment; at most ``n_epochs`` in any case. A
+        cluster, or once ``CHURN_PATIENCE`` (10) E-steps in a row have not brought the share of
+        moved points below 0.9 times its lowest (the boundary of overlapping clusters
+        flickering for good), and keeps its parameters of that moment; at most ``n_epochs``
+        in any case. A
         partition that holds is what the clustering converges to; training on only fits the
         training points more closely. None: train all ``n_epochs``. Other algorithms ignore it.
     pretrain_epochs : int, default=100
