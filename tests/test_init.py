@@ -181,3 +181,21 @@ def test_best_gmm_start_is_the_most_likely_of_several_runs(three_blobs):
     # several runs are at least as likely as the first of them alone
     one, many = init.fit_full_gmm(X, 3, seed=0), init.fit_full_gmm(X, 3, seed=0, n_runs=init.BEST_GMM_RUNS)
     assert many.n_init == init.BEST_GMM_RUNS and many.score(X) >= one.score(X) - 1e-9
+
+
+def test_best_gmm_runs_fit_a_subset_of_large_data_and_give_every_point_posteriors(three_blobs, monkeypatch):
+    X, y = three_blobs
+    fitted_sizes = []
+    fit = init.fit_full_gmm
+
+    def recording_fit(points, *args, **kwargs):
+        fitted_sizes.append(len(points))
+        return fit(points, *args, **kwargs)
+
+    monkeypatch.setattr(init, "fit_full_gmm", recording_fit)
+    whole = init.best_gmm_posteriors(X, 1, 3, np.random.RandomState(0))
+    monkeypatch.setattr(init, "BEST_GMM_FIT_POINTS", len(X) // 3)
+    subset = init.best_gmm_posteriors(X, 1, 3, np.random.RandomState(0))
+    assert fitted_sizes == [len(X), len(X) // 3]
+    assert subset.responsibilities.shape == whole.responsibilities.shape == (1, len(X), 3)
+    assert adjusted_rand_score(y, subset.responsibilities[0].argmax(1)) > 0.95

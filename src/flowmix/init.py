@@ -186,15 +186,24 @@ def gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random
 
 # EM runs of which "gmm-best" keeps the most likely: the count scikit-learn users compare with.
 BEST_GMM_RUNS = 10
+# Points those runs are fitted to at most; larger data are subsampled and every point then gets
+# its posteriors. Ten full-covariance runs on 70 000 x 50 took 222 s on a 2-core CPU, while
+# 20 000 points still give each of 10 components some 2 000 for its 1 325 parameters.
+BEST_GMM_FIT_POINTS = 20_000
 
 
 def best_gmm_posteriors(X: np.ndarray, n_init: int, n_components: int, rng: np.random.RandomState) -> Start:
     """Posteriors of the most likely of ``BEST_GMM_RUNS`` full-covariance EM runs, the same for every restart.
 
     One EM run from k-means often stops in a poor local optimum (two clusters shared by three
-    components); the best of several is the Gaussian mixture a user would compare with.
+    components); the best of several is the Gaussian mixture a user would compare with. On
+    more than ``BEST_GMM_FIT_POINTS`` points the runs fit a random subset of that many.
     """
-    gmm = fit_full_gmm(X, n_components, rng.randint(2**31 - 1), BEST_GMM_RUNS)
+    seed = rng.randint(2**31 - 1)
+    fitted = X
+    if len(X) > BEST_GMM_FIT_POINTS:
+        fitted = X[np.sort(np.random.RandomState(seed).choice(len(X), BEST_GMM_FIT_POINTS, replace=False))]
+    gmm = fit_full_gmm(fitted, n_components, seed, BEST_GMM_RUNS)
     if gmm is None:
         return gmm_posteriors(X, n_init, n_components, rng)
     posteriors = gmm.predict_proba(X.astype(np.float64))
