@@ -50,7 +50,10 @@ def test_steps_of_the_wrong_shape_or_sign_are_refused(given):
 
 @pytest.mark.parametrize("given", ["yes", True])
 def test_the_estimator_refuses_a_bad_dequantize_before_fitting(given):
-    with pytest.raises(ValueError, match="dequantize must be 'auto', None, or one lattice step per feature"):
+    expected = (
+        r"dequantize must be 'auto', None, or one non-negative finite lattice step per feature \(0 for a"
+    )
+    with pytest.raises(ValueError, match=expected):
         FlowMixture(2, dequantize=given).fit(np.zeros((10, 2)))
 
 

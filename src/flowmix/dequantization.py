@@ -11,8 +11,8 @@ Training steps see fresh noise every epoch; candidate partitions and starts see 
 (:func:`jittered`), because the ties of coinciding lattice points mislead nearest-neighbour
 graphs. E-steps, early stopping, selection, ``predict`` and ``score_samples`` see the points as
 given, the cells' centres, where the density approximates the cell's probability divided by
-its width. Samples are rounded to the lattice
-(:func:`snap_to_lattice`), which turns the continuous model back into one of the lattice values.
+its width. Samples are rounded to the lattice (:func:`snap_to_lattice`), which turns the
+continuous model back into one of the lattice values.
 
 ``dequantize="auto"`` takes the integer-valued features (step 1): counts, ratings, 8-bit images
 given as integers. A feature with one value is left alone (preprocessing handles constants).
@@ -63,11 +63,40 @@ def _given_steps(dequantize: Any, n_features: int) -> np.ndarray:
     except (TypeError, ValueError):
         steps = None
     if steps is None or steps.shape != (n_features,) or not np.all(np.isfinite(steps) & (steps >= 0)):
-        raise ValueError(
-            f"dequantize must be 'auto', None, or one non-negative finite lattice step per feature "
-            f"(shape ({n_features},); 0 for a continuous feature), got {dequantize!r}."
-        )
+        raise _refusal(dequantize, f"shape ({n_features},); ")
     return steps
+
+
+def check_dequantize(dequantize: Any) -> None:
+    """Refuse a ``dequantize`` that no data could make valid (a word other than "auto", True).
+
+    Examples
+    --------
+    >>> check_dequantize("auto"), check_dequantize(None)
+    (None, None)
+    """
+    if (isinstance(dequantize, str) and dequantize != "auto") or dequantize is True:
+        raise _refusal(dequantize)
+
+
+def _refusal(dequantize: Any, shape: str = "") -> ValueError:
+    return ValueError(
+        "dequantize must be 'auto', None, or one non-negative finite lattice step per feature "
+        f"({shape}0 for a continuous feature), got {dequantize!r}."
+    )
+
+
+def plain(dequantize: Any) -> Any:
+    """``dequantize`` as JSON can hold it: steps given as an array become a list of floats.
+
+    Examples
+    --------
+    >>> plain(np.array([1, 0])), plain("auto")
+    ([1.0, 0.0], 'auto')
+    """
+    if dequantize is None or isinstance(dequantize, str | bool):
+        return dequantize
+    return np.asarray(dequantize, dtype=np.float64).tolist()
 
 
 def jittered(X: np.ndarray, widths: np.ndarray, seed: int) -> np.ndarray:
@@ -84,8 +113,11 @@ def jittered(X: np.ndarray, widths: np.ndarray, seed: int) -> np.ndarray:
     >>> bool(np.all(np.abs(moved[:, 0]) <= 0.5)), moved[:, 1].tolist(), moved.dtype
     (True, [0.0, 0.0, 0.0], dtype('float32'))
     """
-    u = np.random.RandomState(seed).random_sample(X.shape)
-    return (X + (u - 0.5) * widths).astype(X.dtype, copy=False)
+    moved = np.random.RandomState(seed).random_sample(X.shape)  # in place from here: one float64 copy
+    moved -= 0.5
+    moved *= widths
+    moved += X
+    return moved.astype(X.dtype, copy=False)
 
 
 class Jitter:

@@ -28,7 +28,8 @@ from flowmix._memory import reuse_freed_memory
 from flowmix.batch_order import BATCH_ORDERS
 from flowmix.checkpoint import FitCheckpoint, Resumed, fingerprint
 from flowmix.density import MixtureOfFlows
-from flowmix.dequantization import jittered, lattice_steps, snap_to_lattice
+from flowmix.dequantization import check_dequantize, jittered, lattice_steps, snap_to_lattice
+from flowmix.dequantization import plain as plain_dequantize
 from flowmix.distributed import (
     MODES,
     DataParallel,
@@ -274,9 +275,9 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         cluster, or once ``CHURN_PATIENCE`` (10) E-steps in a row have not brought the share of
         moved points below 0.9 times its lowest (the boundary of overlapping clusters
         flickering for good), and keeps its parameters of that moment; at most ``n_epochs``
-        in any case. A
-        partition that holds is what the clustering converges to; training on only fits the
-        training points more closely. None: train all ``n_epochs``. Other algorithms ignore it.
+        in any case. A partition that holds is what the clustering converges to; training on
+        only fits the training points more closely. None: train all ``n_epochs``. Other
+        algorithms ignore it.
     pretrain_epochs : int, default=100
         Epochs each component trains on its own cluster before ``algorithm`` runs (only for
         initialisations that give clusters). With ``"hard-em"`` the clusters are hard (each
@@ -810,8 +811,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         from flowmix import __version__
 
         settings = {k: v for k, v in self.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
-        if not (settings["dequantize"] is None or isinstance(settings["dequantize"], str | bool)):
-            settings["dequantize"] = np.asarray(settings["dequantize"], dtype=np.float64).tolist()
+        settings["dequantize"] = plain_dequantize(settings["dequantize"])
         for name, default in _ADDED_WITH_DEFAULTS.items():
             if settings[name] == default:  # so that checkpoints written before they existed still resume
                 del settings[name]
@@ -1073,11 +1073,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative finite number, got {self.tol!r}.")
         if not isinstance(self.early_stopping, bool | np.bool_) and self.early_stopping != "auto":
             raise ValueError(f"early_stopping must be True, False or 'auto', got {self.early_stopping!r}.")
-        if (isinstance(self.dequantize, str) and self.dequantize != "auto") or self.dequantize is True:
-            raise ValueError(
-                "dequantize must be 'auto', None, or one lattice step per feature (0 for a continuous "
-                f"feature), got {self.dequantize!r}."
-            )
+        check_dequantize(self.dequantize)
         if self.preprocessing not in PREPROCESSINGS:
             raise ValueError(
                 f"preprocessing must be one of {list(PREPROCESSINGS)}, got {self.preprocessing!r}."

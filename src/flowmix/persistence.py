@@ -24,6 +24,7 @@ import torch
 
 from flowmix._io import atomic_write_dir
 from flowmix.density import MixtureOfFlows
+from flowmix.dequantization import plain as plain_dequantize
 from flowmix.flows import FLOW_FAMILIES, family_defaults
 from flowmix.flows.base import AutoregressiveFlow
 from flowmix.nn import ACTIVATIONS
@@ -72,8 +73,7 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
         params["random_state"] = None  # a RandomState object has no JSON form
     if not isinstance(params["init"], str):
         params["init"] = None  # the user's labels are not kept; refitting needs them again
-    if not (params["dequantize"] is None or isinstance(params["dequantize"], str | bool)):
-        params["dequantize"] = np.asarray(params["dequantize"], dtype=np.float64).tolist()
+    params["dequantize"] = plain_dequantize(params["dequantize"])  # steps given as an array: a list
     if not isinstance(params["recipe"], str):
         params["recipe"] = None  # a recipe object has no JSON form; refitting needs it again
     config = {

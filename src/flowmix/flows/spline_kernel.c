@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdint.h>
 
-
 /* The spline's smallest bin width and height (flowmix.flows.spline's). */
 typedef struct {
     double width, height;
