@@ -3,6 +3,8 @@
 #   make test       create .venv and run the test suite
 # and one checks the declared dependency floors:
 #   make test-min   create .venv-min with every dependency at its floor and run the fast tests there
+# and one the wheel that `pip install flowmix` gets:
+#   make wheel-check  build a wheel, install it outside the checkout, import it, compile its kernel
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ MIN_VENV := .venv-min
 MIN_BIN := $(MIN_VENV)/bin
 MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: venv demo test test-min test-all bench lint clean docs docs-quick docs-check docs-clean
+.PHONY: venv demo test test-min test-all bench lint clean docs docs-quick docs-check docs-clean wheel-check
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,41 @@ demo: venv
 test: lint
 	$(BIN)/python -m pytest -q
 	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_reference.py -rs
+
+# What `pip install flowmix` gets: a wheel built from a copy of this checkout (with .venv's setuptools,
+# nothing downloaded), installed read-only into a temporary folder outside it, imports from there and
+# compiles its spline kernel from the wheel's own C source into an empty cache (else spline flows
+# would quietly train with the slower torch step).
+define WHEEL_CHECK_PY
+import pathlib, sys
+
+import flowmix
+from flowmix.flows import spline_native
+
+site, cache = (pathlib.Path(p).resolve() for p in sys.argv[1:3])
+where = pathlib.Path(flowmix.__file__).resolve()
+assert where.is_relative_to(site), f"flowmix was imported from {where}, not from the wheel in {site}"
+assert spline_native.SOURCE.is_file(), f"the wheel has no {spline_native.SOURCE.name}"
+built = spline_native.build()
+assert built.parent.resolve() == cache, f"the kernel was built in {built.parent}, not in {cache}"
+assert not list(site.rglob("*.so")), "something was compiled into the install folder"
+assert spline_native.library() is not None, "the compiled kernel does not load"
+print(f"wheel-check: flowmix {flowmix.__version__} from {where.parent}, kernel compiled to {built}")
+endef
+export WHEEL_CHECK_PY
+
+wheel-check: venv
+	@set -e; tmp=$$(mktemp -d); trap 'chmod -R u+w "$$tmp"; rm -rf "$$tmp"' EXIT; \
+	tar -c --exclude=__pycache__ --exclude='*.egg-info' src pyproject.toml README.md LICENSE \
+		| tar -x -C "$$tmp" --one-top-level=tree; \
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation --no-index --disable-pip-version-check \
+		-w "$$tmp/dist" "$$tmp/tree"; \
+	$(BIN)/pip install -q --no-deps --no-index --disable-pip-version-check --target "$$tmp/site" \
+		"$$tmp"/dist/flowmix-*.whl; \
+	chmod -R a-w "$$tmp/site"; \
+	python="$(CURDIR)/$(BIN)/python"; cd "$$tmp"; \
+	PYTHONPATH="$$tmp/site" FLOWMIX_CACHE_DIR="$$tmp/cache" FLOWMIX_NATIVE=1 PYTHONDONTWRITEBYTECODE=1 \
+		"$$python" -W error::RuntimeWarning -c "$$WHEEL_CHECK_PY" "$$tmp/site" "$$tmp/cache"
 
 # The floors of pyproject.toml, pinned (.ci/min_constraints.py), and torch as constraints.txt pins it.
 # Rebuilt from scratch when the floors change, so no newer version lingers; the stamp is written last,

@@ -41,7 +41,7 @@ WHOLE = "whole chunks"
 def spline_2d() -> tuple[FlowMixture, np.ndarray]:
     """The estimator's defaults (spline, K=3) fitted briefly on 2-D blobs, and its data."""
     X, _ = make_blobs(2000, 2, centers=3, random_state=0)
-    return FlowMixture(3, n_epochs=20, n_init=1, random_state=0).fit(X), X
+    return FlowMixture(3, n_epochs=20, random_state=0).fit(X), X
 
 
 def maf_pca() -> tuple[FlowMixture, np.ndarray]:
@@ -83,9 +83,12 @@ def inference_path(path: str | int) -> Iterator[None]:
     original_floats = inference_module._BLOCK_FLOATS
 
     def whole_chunks_init(
-        self: Inference, density: density_module.MixtureOfFlows, dtype: torch.dtype
+        self: Inference,
+        density: density_module.MixtureOfFlows,
+        dtype: torch.dtype,
+        max_bytes: int | None = None,
     ) -> None:
-        original_init(self, density, dtype)
+        original_init(self, density, dtype, max_bytes=max_bytes)
         if self.points_per_block is not None:
             per_point = (
                 self.blocked.floats_per_point()

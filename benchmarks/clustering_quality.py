@@ -12,9 +12,10 @@ GMM) also label the held-out 20%; flowmix and the GMM report the held-out mean l
     .venv/bin/python benchmarks/clustering_quality.py [--seeds 0 1] [--sets circles,iris | sklearn] [--paper]
 
 ``--paper`` adds the paper's preset (10 restarts x 2000 epochs) on the 2-D sets.
-``--variant gaussian`` makes the flowmix column one full-covariance fit (``covariance_type="full"``),
+``--variant gaussian`` makes the flowmix column one full-covariance fit
+(``recipe=SingleFit(covariance_type="full")``),
 ``--variant shapes`` one diagonal fit kept by spectral clustering's objective
-(``covariance_type="diag"``, ``selection="spectral"``). The "bases" column says which bases the
+(``recipe=SingleFit(covariance_type="diag", selection="spectral")``). The "bases" column says which bases the
 kept model has and which start the recipe kept. Prints a markdown table per seed.
 
 ``--sets battery`` (or ``battery-dev``, ``battery-held-out``) runs the shared battery of the public
@@ -43,6 +44,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from flowmix import FlowMixture, load_dataset
+from flowmix.recipes import Candidates, SingleFit
 
 try:
     from benchsuite import held_out as battery_held_out
@@ -122,19 +124,27 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return StandardScaler().fit_transform(X), y
 
 
+# The single fits of the variants (fields of flowmix.recipes.Training); None: the default recipe.
 VARIANTS = {
-    "default": {},
+    "default": None,
     "gaussian": {"covariance_type": "full"},
     "shapes": {"covariance_type": "diag", "selection": "spectral"},
 }
 
 
+def recipe(variant: str, **training):
+    """The recipe of ``variant`` with ``training`` (fields of flowmix.recipes.Training) in its trainings."""
+    if VARIANTS[variant] is None:
+        return Candidates().with_settings(**training)
+    return SingleFit(**VARIANTS[variant], **training)
+
+
 def methods(k: int, seed: int, dim: int, paper: bool, variant: str = "default") -> dict:
     out = {
-        "flowmix": lambda: FlowMixture(k, random_state=seed, **VARIANTS[variant]),
+        "flowmix": lambda: FlowMixture(k, recipe=recipe(variant), random_state=seed),
         # Every epoch trained: the cost of stopping hard EM once its partition holds (stable_e_steps).
         "flowmix-all-epochs": lambda: FlowMixture(
-            k, random_state=seed, stable_e_steps=None, **VARIANTS[variant]
+            k, recipe=recipe(variant, stable_e_steps=None), random_state=seed
         ),
         "k-means": lambda: KMeans(k, n_init=10, random_state=seed),
         "GMM": lambda: GaussianMixture(k, covariance_type="full", n_init=10, random_state=seed),

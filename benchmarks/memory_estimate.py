@@ -21,19 +21,19 @@ CASES = {
         "dim": 50,
         "n": 5000,
         "k": 10,
-        "params": {"hidden_units": [256]},
+        "params": {"flow_params": {"hidden_units": [256]}},
     },
     "MAF, D=100, 1024 units, K=10, N=5000": {
         "dim": 100,
         "n": 5000,
         "k": 10,
-        "params": {"flow": "maf", "hidden_units": [1024], "n_layers": 1},
+        "params": {"flow": "maf", "flow_params": {"hidden_units": [1024], "n_layers": 1}},
     },
     "spline, D=300, 32 units, K=5, 1 restart, N=1000": {
         "dim": 300,
         "n": 1000,
         "k": 5,
-        "params": {"n_init": 1, "hidden_units": [32]},
+        "params": {"flow_params": {"hidden_units": [32]}},  # the default recipe trains one restart
     },
 }
 
@@ -41,9 +41,11 @@ CHILD = """
 import json, resource, sys
 import numpy as np
 from flowmix import FlowMixture
+from flowmix.recipes import Candidates
 case = json.loads(sys.argv[1])
 X = np.random.default_rng(0).random((case["n"], case["dim"]), dtype=np.float32)
-model = FlowMixture(case["k"], n_epochs=2, pretrain_epochs=2, random_state=0, **case["params"])
+recipe = Candidates().with_settings(pretrain_epochs=2)
+model = FlowMixture(case["k"], recipe=recipe, n_epochs=2, random_state=0, **case["params"])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 model.fit(X)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

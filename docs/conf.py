@@ -163,7 +163,7 @@ _REGISTRIES = [
     ("flows", "flowmix.flows", "FLOW_FAMILIES", "``flow=`` names", "class"),
     ("init", "flowmix.init", "INITIALISATIONS", "``init=`` names", "func"),
     ("training", "flowmix.training", "ALGORITHMS", "``algorithm=`` names", "func"),
-    ("selection", "flowmix.selection", "SELECTIONS", "``selection=`` names", "func"),
+    ("selection", "flowmix.selection", "SELECTIONS", "``SingleFit(selection=...)`` names", "func"),
     ("presets", "flowmix.presets", "PRESETS", "preset names of ``FlowMixture.from_preset``", None),
     ("baselines", "flowmix.paper.baselines", "BASELINES", "baseline names of ``run_baseline``", "func"),
 ]
@@ -178,7 +178,8 @@ def _write_registries() -> None:
     import importlib
 
     for stem, module_name, name, keys, role in _REGISTRIES:
-        registry = getattr(importlib.import_module(module_name), name)
+        module = importlib.import_module(module_name)
+        registry = getattr(module, name)
         lines = [
             f".. py:data:: {name}",
             f"   :module: {module_name}",
@@ -187,12 +188,18 @@ def _write_registries() -> None:
             "",
         ]
         for key, value in registry.items():
-            if role is None:
-                settings = ", ".join(f"``{k}={v!r}``" for k, v in value.items())
+            if role is None:  # a preset: (hidden units, epochs, batch size); the rest is shared
+                hidden, n_epochs, batch_size = value
+                settings = (
+                    f"``hidden_units={hidden!r}``, ``n_epochs={n_epochs}``, ``batch_size={batch_size}``"
+                )
                 lines.append(f"   - ``{key!r}``: {settings}")
             else:
-                target = f"{value.__module__}.{value.__qualname__}"
-                lines.append(f"   - ``{key!r}``: :{role}:`~{target}`")
+                # A function the registry's module re-exports (flowmix.training's algorithms, defined
+                # in its submodules) is documented under that module's name; classes under their own.
+                reexported = role == "func" and getattr(module, value.__name__, None) is value
+                home = module_name if reexported else value.__module__
+                lines.append(f"   - ``{key!r}``: :{role}:`~{home}.{value.__qualname__}`")
         _write_if_changed(DOCS / "api" / "_generated" / f"registry_{stem}.rst", "\n".join(lines) + "\n")
 
 

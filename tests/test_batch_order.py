@@ -9,9 +9,16 @@ from sklearn.datasets import make_moons
 
 from flowmix import FlowMixture, training
 from flowmix import batch_order as bo
+from flowmix.recipes import SingleFit
+from flowmix.training import loop
 
 MLE = {"flow": "maf", "algorithm": "mle", "init": "unit", "batch_size": 64, "random_state": 0,
-       "covariance_type": "diag", "selection": "loss"}  # fmt: skip
+       "covariance_type": "diag", "recipe": SingleFit(selection="loss")}  # fmt: skip
+
+
+def mle_recipe(**training) -> SingleFit:
+    """MLE's recipe with other settings of its training (per-restart orders are built for MLE only)."""
+    return SingleFit(selection="loss", algorithm="mle", **training)
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -73,8 +80,8 @@ def test_per_restart_steps_equal_shared_steps_when_the_orders_agree(monkeypatch)
         calls.append(n_restarts)
         return bo.epoch_order(n_samples, generator, buffer_size).expand(n_restarts, n_samples)
 
-    monkeypatch.setattr(training, "per_restart_orders", the_shared_order)
-    per_restart = FlowMixture(2, batch_order="per-restart", **settings).fit(X)
+    monkeypatch.setattr(loop, "per_restart_orders", the_shared_order)
+    per_restart = FlowMixture(2, **{**settings, "recipe": mle_recipe(batch_order="per-restart")}).fit(X)
     assert calls == [3] * 4  # one draw per epoch, for the three restarts
     np.testing.assert_allclose(per_restart.losses_, shared.losses_, rtol=1e-5)
 
@@ -83,8 +90,9 @@ def test_per_restart_orders_change_the_fit_and_stay_deterministic():
     X, _ = make_moons(300, noise=0.05, random_state=0)
     settings = {**MLE, "n_init": 2, "n_epochs": 3}
     shared = FlowMixture(2, **settings).fit(X)
-    first = FlowMixture(2, batch_order="per-restart", shuffle_buffer=32, **settings).fit(X)
-    second = FlowMixture(2, batch_order="per-restart", shuffle_buffer=32, **settings).fit(X)
+    orders = {**settings, "recipe": mle_recipe(batch_order="per-restart", shuffle_buffer=32)}
+    first = FlowMixture(2, **orders).fit(X)
+    second = FlowMixture(2, **orders).fit(X)
     np.testing.assert_array_equal(first.losses_, second.losses_)
     assert not np.allclose(first.losses_[:, 1:], shared.losses_[:, 1:])
     assert np.isfinite(first.losses_).all()
@@ -100,8 +108,15 @@ def test_per_restart_orders_change_the_fit_and_stay_deterministic():
     ],
 )
 def test_bad_batch_order_settings_say_what_to_use(params, message):
+    # They are the recipe's training's settings, refused when the recipe is made.
     with pytest.raises(ValueError, match=message):
-        FlowMixture(2, n_epochs=1, **params).fit(np.random.default_rng(0).normal(size=(20, 2)))
+        SingleFit(**params)
+
+
+def test_an_estimators_algorithm_that_per_restart_orders_are_not_built_for_is_refused():
+    model = FlowMixture(2, n_epochs=1, algorithm="hard-em", recipe=mle_recipe(batch_order="per-restart"))
+    with pytest.raises(ValueError, match="built for algorithm='mle'"):
+        model.fit(np.random.default_rng(0).normal(size=(20, 2)))
 
 
 def test_the_batch_mean_epoch_loss_weights_every_batch_equally():
@@ -117,7 +132,10 @@ def test_the_batch_mean_epoch_loss_weights_every_batch_equally():
 
 def test_a_training_config_refuses_an_unknown_order_and_em_refuses_per_restart_batches():
     with pytest.raises(ValueError, match="batch_order must be one of"):
-        training.TrainConfig(n_epochs=1, batch_size=8, batch_order="random")
-    objective = training._m_step_objective(lambda: torch.ones(2, 2, 10))
+        training.TrainConfig(
+            n_epochs=1, batch_size=8, learning_rate=1e-3, shuffle=True, batch_order="random", shuffle_buffer=None,
+            callback_every=50, n_iter_no_change=10, tol=1e-4, stable_e_steps=None,
+        )  # fmt: skip
+    objective = training.m_step_objective(lambda: torch.ones(2, 2, 10))
     with pytest.raises(ValueError, match="batch_order='shared'"):
         objective(None, torch.zeros(4, 1, 3), torch.zeros(2, 3, dtype=torch.int64))

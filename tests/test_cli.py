@@ -226,16 +226,17 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
     data = tmp_path / "blobs.csv"
     y = blobs_csv(data)
     model_dir = tmp_path / "model"
-    fitted = invoke("fit", data, "-k", "3", "--label-column", "label", "--epochs", "40", "--n-init", "2",
-                    "--seed", "1", "--out", model_dir)  # fmt: skip
+    fitted = invoke("fit", data, "-k", "3", "--label-column", "label", "--epochs", "40", "--seed", "1",
+                    "--out", model_dir)  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
-    assert "final training loss (soft-em):" in fitted.stdout  # blobs: the Gaussian refit, by soft EM
+    assert "final training loss (soft-em):" in fitted.stdout  # blobs: the Gaussian start, by soft EM
     assert "metrics: purity=" in fitted.stdout and f"model saved to {model_dir}" in fitted.stdout
     assert {p.name for p in model_dir.iterdir()} == {"config.json", "model.safetensors", "preprocessing.json"}
     prep = json.loads((model_dir / "preprocessing.json").read_text())
-    assert prep["scale"] == "minmax" and prep["label_column"] == "label"
+    # The table reaches the estimator as read; its own preprocessing rescales it.
+    assert prep["scale"] == "none" and prep["label_column"] == "label"
 
-    # predict drops the label column it was fitted without and repeats the scaling
+    # predict drops the label column it was fitted without and reads the rows as fit did
     out_csv = tmp_path / "pred.csv"
     predicted = invoke("predict", model_dir, data, "--out", out_csv, "--proba")
     assert predicted.exit_code == 0, predicted.output
@@ -248,9 +249,8 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
     np.testing.assert_array_equal(labels, proba.argmax(axis=1))
 
     raw = np.loadtxt(data, delimiter=",", skiprows=1)[:, :2]
-    lo, span = np.array(prep["offset"]), np.array(prep["span"])
     model = FlowMixture.load(model_dir)
-    np.testing.assert_array_equal(labels, model.predict((raw - lo) / span))
+    np.testing.assert_array_equal(labels, model.predict(raw))
 
     to_stdout = invoke("predict", model_dir, data)
     assert to_stdout.exit_code == 0
@@ -265,6 +265,24 @@ def test_fit_predict_evaluate_round_trip(tmp_path):
 
     expected = clustering_scores(y, labels)
     assert {k: float(v) for k, v in values.items()} == pytest.approx(expected, abs=1e-4)
+
+
+def test_fit_scale_minmax_is_repeated_by_predict(tmp_path):
+    # What flowmix 0.1's `fit` did by default, and still does on request (and with --preset).
+    data = tmp_path / "blobs.csv"
+    blobs_csv(data, n=30)
+    model_dir = tmp_path / "model"
+    fitted = invoke("fit", data, "-k", "3", "--label-column", "label", "--epochs", "3", "--scale", "minmax",
+                    "--out", model_dir)  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    prep = json.loads((model_dir / "preprocessing.json").read_text())
+    assert prep["scale"] == "minmax"
+    predicted = invoke("predict", model_dir, data)
+    assert predicted.exit_code == 0, predicted.output
+    raw = np.loadtxt(data, delimiter=",", skiprows=1)[:, :2]
+    lo, span = np.array(prep["offset"]), np.array(prep["span"])
+    expected = FlowMixture.load(model_dir).predict((raw - lo) / span)
+    assert [int(v) for v in predicted.stdout.splitlines()[1:]] == expected.tolist()
 
 
 def test_datasets_command(tmp_path):
@@ -328,7 +346,9 @@ def test_type_errors_are_bugs_except_parameter_validation(tmp_path, monkeypatch)
     blobs_csv(data, n=12)
     out = tmp_path / "never"
     # A parameter of the wrong type, caught by the estimator's validation: a user error.
-    monkeypatch.setitem(presets.PRESETS, "bad-widths", {**presets.PRESETS["paper-toy"], "hidden_units": 32})
+    _, n_epochs, batch_size = presets.PRESETS["paper-toy"]
+    # hidden units 32, not (32,)
+    monkeypatch.setitem(presets.PRESETS, "bad-widths", (32, n_epochs, batch_size))
     assert_user_error(
         invoke("fit", data, "-k", "2", "--preset", "bad-widths", "--out", out), "hidden_units must be a tuple"
     )

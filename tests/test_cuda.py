@@ -21,7 +21,7 @@ def data():
 
 @pytest.mark.parametrize("hidden", [(16,), (16, 16)])
 def test_fit_predict_save_load_on_cuda(data, hidden, tmp_path):
-    params = {"hidden_units": hidden, "n_epochs": 50, "n_init": 3, "random_state": 0, "batch_size": 128}
+    params = {"flow_params": {"hidden_units": hidden}, "n_epochs": 50, "random_state": 0, "batch_size": 128}
     gpu = FlowMixture(3, device="cuda", **params).fit(data)
     assert gpu.density_.logits.device.type == "cuda"
     assert np.isfinite(gpu.losses_[:, -1]).all()
@@ -42,7 +42,7 @@ def test_fit_predict_save_load_on_cuda(data, hidden, tmp_path):
 
 def test_cuda_training_matches_cpu_training(data):
     # Same seed, same data: the two devices follow the same optimisation up to float32 rounding.
-    params = {"hidden_units": (16,), "n_epochs": 30, "n_init": 2, "random_state": 0, "batch_size": 500}
+    params = {"flow_params": {"hidden_units": (16,)}, "n_epochs": 30, "random_state": 0, "batch_size": 500}
     cpu = FlowMixture(3, device="cpu", **params).fit(data)
     gpu = FlowMixture(3, device="cuda", **params).fit(data)
     np.testing.assert_allclose(gpu.losses_, cpu.losses_, rtol=1e-3, atol=1e-3)

@@ -10,9 +10,10 @@ from sklearn.metrics import adjusted_rand_score
 from flowmix import FlowMixture
 from flowmix.dequantization import Jitter, jittered, lattice_steps, snap_to_lattice
 from flowmix.memory_budget import FLOAT_BYTES, fit_plan
+from flowmix.recipes import Candidates, SingleFit
 from flowmix.training import TrainConfig, minimise
 
-FAST = {"n_epochs": 30, "pretrain_epochs": 20, "random_state": 0}
+FAST = {"n_epochs": 30, "recipe": Candidates().with_settings(pretrain_epochs=20), "random_state": 0}
 
 
 def ratings(n_per_cluster: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -101,12 +102,19 @@ def test_training_steps_see_noisy_points_and_epochs_see_fresh_noise():
         return model.log_prob_columns(batch).mean(dim=-1) * 0  # a zero loss: only the batches matter
 
     model = FlowMixture(
-        1, flow="maf", n_init=1, hidden_units=(2,), pretrain_epochs=0, n_epochs=1, random_state=0
+        1,
+        flow="maf",
+        n_init=1,
+        flow_params={"hidden_units": (2,)},
+        recipe=Candidates().with_settings(pretrain_epochs=0),
+        n_epochs=1,
+        random_state=0,
     )
     model.fit(np.random.RandomState(0).rand(8, 2))
     config = TrainConfig(
-        n_epochs=3, batch_size=4, shuffle=False, generator=torch.Generator().manual_seed(0),
-        dequantization=np.array([1.0, 0.0]),
+        n_epochs=3, batch_size=4, learning_rate=1e-3, shuffle=False, batch_order="shared", shuffle_buffer=None,
+        callback_every=50, n_iter_no_change=10, tol=1e-4, stable_e_steps=None,
+        generator=torch.Generator().manual_seed(0), dequantization=np.array([1.0, 0.0]),
     )  # fmt: skip
     minimise(model.density_, columns, objective, config)
     assert len(seen) == 3
@@ -162,9 +170,8 @@ def test_continuous_data_fit_as_before():
 
 def test_dequantisation_is_kept_by_save_and_load(tmp_path):
     X, _ = ratings(40)
-    model = FlowMixture(
-        3, dequantize=[1.0, 1.0, 0.0, 0.0], n_epochs=2, pretrain_epochs=2, random_state=0
-    ).fit(X)
+    recipe = Candidates().with_settings(pretrain_epochs=2)
+    model = FlowMixture(3, dequantize=[1.0, 1.0, 0.0, 0.0], n_epochs=2, recipe=recipe, random_state=0).fit(X)
     model.save(tmp_path / "model")
     loaded = FlowMixture.load(tmp_path / "model")
     assert loaded.dequantization_steps_.tolist() == [1.0, 1.0, 0.0, 0.0]
@@ -174,7 +181,8 @@ def test_dequantisation_is_kept_by_save_and_load(tmp_path):
 
 def test_a_dequantised_fit_plans_for_its_copies_of_the_points():
     X, _ = ratings(40)  # 120 points, 4 features
-    settings = {"init": "kmeans", "selection": "loss", "n_epochs": 1, "pretrain_epochs": 1, "random_state": 0}
+    recipe = SingleFit(selection="loss", pretrain_epochs=1)
+    settings = {"init": "kmeans", "recipe": recipe, "n_epochs": 1, "random_state": 0}
     dequantised = FlowMixture(3, **settings).fit(X).memory_plan_
     as_given = FlowMixture(3, dequantize=None, **settings).fit(X).memory_plan_
     assert dequantised.data - as_given.data == 2 * FLOAT_BYTES * 120 * 4

@@ -24,12 +24,15 @@ import numpy as np
 import torch.distributed as dist
 from sklearn.datasets import make_moons
 from flowmix import FlowMixture
+from flowmix.recipes import Candidates, SingleFit
 
 mode, out, algorithm, flow, batch_order = sys.argv[1:6]
 X, _ = make_moons(400, noise=0.05, random_state=0)
-settings = dict(n_epochs=8, pretrain_epochs=4, n_init=3, batch_size=96, random_state=0,
-                algorithm=algorithm, flow=flow, selection="likelihood", batch_order=batch_order,
-                shuffle_buffer=64 if batch_order == "per-restart" else None)
+recipe = SingleFit(algorithm=algorithm if algorithm != "default" else "hard-em", n_init=3, pretrain_epochs=4, selection="likelihood", batch_order=batch_order,
+                   shuffle_buffer=64 if batch_order == "per-restart" else None)
+settings = dict(n_epochs=8, batch_size=96, random_state=0, flow=flow, recipe=recipe)
+if algorithm == "default":  # the candidates recipe, its restarts all from the partition it keeps
+    settings.update(recipe=Candidates().with_settings(pretrain_epochs=4), n_init=3)
 if mode != "single":
     dist.init_process_group("gloo")
     settings["distributed"] = mode
@@ -87,7 +90,12 @@ def _launch(
 
 @pytest.mark.parametrize(
     ("algorithm", "flow", "batch_order"),
-    [("hard-em", "spline", "shared"), ("mle", "maf", "shared"), ("mle", "maf", "per-restart")],
+    [
+        ("hard-em", "spline", "shared"),
+        ("mle", "maf", "shared"),
+        ("mle", "maf", "per-restart"),
+        ("default", "spline", "shared"),  # it used to refuse: the candidates recipe trained one restart
+    ],
 )
 def test_restart_parallel_equals_one_process_exactly(tmp_path, algorithm, flow, batch_order):
     (single,) = _launch(tmp_path, "single", algorithm, flow, batch_order)

@@ -1,6 +1,7 @@
 """FlowMixture: densities, sampling, restarts, divergence handling, determinism, pipelines."""
 
 import copy
+import inspect
 import math
 
 import numpy as np
@@ -13,14 +14,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from test_density import _correlated
 
-from flowmix import FlowMixture
+from flowmix import FlowMixture, _params
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
+from flowmix.recipes import Candidates, SingleFit
 from flowmix.training import TrainConfig, maximum_likelihood
 
 # The paper's model and training with the estimator's other defaults: what these tests pin down.
-MAF_MLE = {"flow": "maf", "init": "box", "algorithm": "mle", "selection": "loss", "learning_rate": 1e-3,
-           "covariance_type": "diag", "preprocessing": "none"}  # fmt: skip
+MAF_MLE = {"flow": "maf", "init": "box", "algorithm": "mle", "recipe": SingleFit(selection="loss"),
+           "learning_rate": 1e-3, "covariance_type": "diag", "preprocessing": "none"}  # fmt: skip
 
 
 def paper_like(n_components, **params):
@@ -36,7 +38,9 @@ def moons():
 @pytest.fixture(scope="module")
 def fitted(moons):
     X, _ = moons
-    return paper_like(2, hidden_units=(16,), n_epochs=300, batch_size=128, n_init=3, random_state=0).fit(X)
+    return paper_like(
+        2, flow_params={"hidden_units": (16,)}, n_epochs=300, batch_size=128, n_init=3, random_state=0
+    ).fit(X)
 
 
 def grid(lo=-1.0, hi=2.0, n=500):
@@ -108,8 +112,10 @@ def test_restarts_trained_together_equal_restarts_trained_alone(moons):
 
     def config():
         return TrainConfig(
-            n_epochs=5, batch_size=100, learning_rate=1e-2, generator=torch.Generator().manual_seed(5)
-        )
+            n_epochs=5, batch_size=100, learning_rate=1e-2, shuffle=True, batch_order="shared",
+            shuffle_buffer=None, callback_every=50, n_iter_no_change=10, tol=1e-4, stable_e_steps=None,
+            generator=torch.Generator().manual_seed(5),
+        )  # fmt: skip
 
     res = maximum_likelihood(together, columns, config())
     for r, model in enumerate(alone):
@@ -210,9 +216,11 @@ def test_works_in_a_pipeline(moons, first):
 def test_preset_holds_the_paper_settings():
     model = FlowMixture.from_preset("paper-toy", 5, n_init=2)
     params = model.get_params()
-    assert params["hidden_units"] == (10,) and params["n_epochs"] == 2000 and params["batch_size"] == 4000
-    assert params["base_std"] == 0.1 and params["n_init"] == 2 and params["n_components"] == 5
-    assert params["init"] == "unit"
+    assert params["flow_params"]["hidden_units"] == (10,) and params["n_epochs"] == 2000
+    assert params["batch_size"] == 4000 and params["n_components"] == 5
+    # The training's settings, the restarts among them, are the preset's recipe's.
+    fit = params["recipe"].fit
+    assert fit.base_std == 0.1 and fit.n_init == 2 and fit.init == "unit"
     assert FlowMixture.from_preset("paper-fmnist", 10).batch_size == 3500
 
 
@@ -226,9 +234,11 @@ def test_presets_on_wide_data_keep_the_papers_flows_on_every_feature(name):
         FlowMixture.from_preset("toy", 2)
 
 
-def test_verbose_shows_a_progress_bar(moons, capsys):
+def test_verbose_reports_the_loss(moons, capsys, caplog):
     paper_like(2, n_epochs=30, batch_size=400, random_state=0, verbose=True).fit(moons[0])
-    assert "loss=" in capsys.readouterr().err
+    # stderr is no terminal here: a line through logging as each stage ends, no bar (tests/test_progress.py)
+    assert "loss=" in caplog.text
+    assert "\r" not in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -260,7 +270,12 @@ def test_inference_in_small_chunks_equals_one_chunk(fitted, moons, monkeypatch):
 def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(three_blobs, tmp_path):
     X, y = three_blobs
     model = FlowMixture(
-        3, init=y, selection="likelihood", n_init=1, n_epochs=2, pretrain_epochs=5, random_state=0
+        3,
+        init=y,
+        recipe=SingleFit(selection="likelihood", pretrain_epochs=5),
+        n_init=1,
+        n_epochs=2,
+        random_state=0,
     )
     loaded = FlowMixture.load(model.fit(X).save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
@@ -272,14 +287,32 @@ def test_a_model_fitted_from_user_labels_saves_loads_and_asks_for_them_to_refit(
     ("params", "message"),
     [
         ({"covariance_type": "spherical"}, "covariance_type must be 'auto', 'full' or 'diag'"),
-        ({"early_stopping": "yes"}, "early_stopping must be True, False or 'auto'"),
-        ({"stable_e_steps": 0}, "stable_e_steps must be a positive integer, got 0"),
-        ({"stable_e_steps": 2.5}, "stable_e_steps must be a positive integer, got 2.5"),
+        ({"early_stopping": "yes"}, "early_stopping must be True, False, 'auto' or a flowmix.EarlyStopping"),
     ],
 )
 def test_bad_automatic_settings_say_what_is_allowed(three_blobs, params, message):
     with pytest.raises(ValueError, match=message):
         FlowMixture(3, **params).fit(three_blobs[0])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"stable_e_steps": 0}, "stable_e_steps must be a positive integer, got 0"),
+        ({"stable_e_steps": 2.5}, "stable_e_steps must be a positive integer, got 2.5"),
+        (
+            {"selection": "best"},
+            r"selection must be one of \['likelihood-or-cut', 'loss', 'likelihood', 'validation', 'graph-cut', "
+            r"'spectral'\]",
+        ),
+    ],
+)
+def test_bad_training_settings_say_what_is_allowed(settings, message):
+    # The training's settings live in the recipe, which refuses them when it is made.
+    with pytest.raises(ValueError, match=message):
+        SingleFit(**settings)
+    with pytest.raises(ValueError, match=message):
+        Candidates().with_settings(**settings)
 
 
 @pytest.mark.parametrize(
@@ -291,19 +324,16 @@ def test_bad_automatic_settings_say_what_is_allowed(three_blobs, params, message
             r"algorithm must be one of \['auto', 'mle', 'hard-em', 'soft-em', 'annealed-em'\]",
         ),
         (
-            {"selection": "best"},
-            r"selection must be one of \['auto', 'loss', 'likelihood', 'validation', 'graph-cut', 'spectral'\]",
-        ),
-        (
             {"flow": "spline", "flow_params": {"bins": 4}},
             r"flow_params \['bins'\] are not options of flow='spline'",
         ),
         (
             {"flow": "maf", "flow_params": {"n_bins": 4}},
-            r"flow_params \['n_bins'\] are not options of flow='maf'; it accepts none",
+            r"flow_params \['n_bins'\] are not options of flow='maf'; it accepts "
+            r"\['activation', 'hidden_units', 'n_layers'\]",
         ),
         ({"flow": "spline", "flow_params": {"n_bins": 1}}, "n_bins must be an integer >= 2"),
-        ({"n_layers": 0}, "n_layers must be a positive integer"),
+        ({"flow_params": {"n_layers": 0}}, "n_layers must be a positive integer"),
     ],
 )
 def test_bad_seam_parameters_say_what_to_use(two_tight_blobs, params, message):
@@ -315,19 +345,20 @@ def test_family_defaults_fill_unset_architecture(two_tight_blobs):
     model = FlowMixture(2, flow="spline", n_epochs=1, random_state=0).fit(two_tight_blobs[0])
     flow = model.density_.flows
     assert (flow.hidden_units, flow.n_layers, flow.n_bins) == ((64,), 3, 8)
-    assert model.get_params()["hidden_units"] is None
+    assert model.get_params()["flow_params"] is None
 
 
 def test_a_gmm_start_with_a_full_base_fits_correlated_blobs_and_saves_its_covariances(tmp_path):
     X = np.concatenate([_correlated(300, 0), _correlated(300, 1) + 8.0])
+    recipe = SingleFit(pretrain_epochs=3)
     model = FlowMixture(
-        2, init="gmm", covariance_type="full", n_init=1, n_epochs=3, pretrain_epochs=3, random_state=0
+        2, init="gmm", covariance_type="full", recipe=recipe, n_init=1, n_epochs=3, random_state=0
     ).fit(X)
     assert model.base_covariances_.shape == (2, 3, 3)
     np.testing.assert_allclose(
         np.sqrt(np.diagonal(model.base_covariances_, axis1=1, axis2=2)), model.base_scales_
     )
-    diag = FlowMixture(2, init="gmm", n_init=1, n_epochs=3, pretrain_epochs=3, random_state=0,
+    diag = FlowMixture(2, init="gmm", recipe=recipe, n_init=1, n_epochs=3, random_state=0,
                        covariance_type="diag").fit(X)  # fmt: skip
     assert diag.base_covariances_ is None
     assert model.score(X) > diag.score(X)  # the correlations are in the base from the start
@@ -335,3 +366,19 @@ def test_a_gmm_start_with_a_full_base_fits_correlated_blobs_and_saves_its_covari
     np.testing.assert_allclose(loaded.score_samples(X), model.score_samples(X), rtol=1e-6)
     np.testing.assert_allclose(loaded.base_covariances_, model.base_covariances_, rtol=1e-6)
     assert loaded.sample(50)[0].shape == (50, 3)
+
+
+@pytest.mark.parametrize("name", sorted(_params.MOVED))
+def test_every_moved_parameter_is_refused_with_its_new_spelling(name):
+    with pytest.raises(TypeError, match="no longer has") as raised:
+        FlowMixture(2, **{name: 1})
+    assert f"{name}=... is now {_params.MOVED[name]}" in str(raised.value)
+
+
+def test_the_signature_is_the_settings_table():
+    *parameters, moved = inspect.signature(FlowMixture).parameters.values()
+    assert moved.kind is moved.VAR_KEYWORD  # only to refuse the parameters of earlier versions
+    assert [p.name for p in parameters] == list(_params.SETTINGS)
+    assert {p.name: p.default for p in parameters} == {
+        name: s.default for name, s in _params.SETTINGS.items()
+    }

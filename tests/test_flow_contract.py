@@ -235,11 +235,9 @@ def fitted(request):
     model = FlowMixture(
         2,
         flow=request.param,
-        hidden_units=(8,),
-        n_layers=2,
+        flow_params={"hidden_units": (8,), "n_layers": 2},
         n_epochs=15,
         batch_size=64,
-        n_init=2,
         random_state=0,
     ).fit(X)
     return model, X

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from flowmix import FlowMixture
 from flowmix.cli import main
 from flowmix.datasets import read_table
+from flowmix.recipes import SingleFit
 
 pytestmark = pytest.mark.usefixtures("offline")
 
@@ -153,7 +154,13 @@ estimators = st.fixed_dictionaries(
 
 
 def tiny(params: dict) -> FlowMixture:
-    return FlowMixture(**params, hidden_units=(4,), n_layers=1, n_init=1, batch_size=64, random_state=0)
+    """A small single fit; ``params`` are estimator parameters and the training's ``pretrain_epochs``."""
+    params = dict(params)
+    recipe = SingleFit(pretrain_epochs=params.pop("pretrain_epochs"))
+    architecture = {"hidden_units": (4,), "n_layers": 1}
+    return FlowMixture(
+        **params, recipe=recipe, flow_params=architecture, n_init=1, batch_size=64, random_state=0
+    )
 
 
 def assert_valid_predictions(model: FlowMixture, data, n: int) -> None:

@@ -1,14 +1,17 @@
-"""Starts (flowmix.init): clusters that locate, scale, weight and pretrain the components."""
+"""Starts (flowmix.init): clusters that locate, scale, weight and pretrain the components.
+
+The clusterers the starts are made from are tested in test_clustering.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_circles
 from sklearn.metrics import adjusted_rand_score
 
-from flowmix import FlowMixture, init
+from flowmix import FlowMixture, clustering, init
+from flowmix.recipes import SingleFit
 
 
 def test_start_from_responsibilities_locates_scales_and_weights_clusters():
@@ -22,23 +25,39 @@ def test_start_from_responsibilities_locates_scales_and_weights_clusters():
     assert start.responsibilities.shape == (1, 400, 2)
 
 
-def test_spectral_start_separates_the_circles(circles):
-    X, y = circles
-    start = init.spectral_partition(X.astype(np.float32), 2, 2, np.random.RandomState(0))
-    for r in start.responsibilities:
-        assert adjusted_rand_score(y, r.argmax(1)) == 1.0
+@pytest.mark.parametrize(
+    ("name", "clusterer", "hard"),
+    [
+        ("kmeans-partition", clustering.kmeans_labels, True),
+        ("spectral", clustering.spectral_labels, True),
+        ("genie", clustering.genie_labels, True),
+        ("gmm", clustering.gmm_responsibilities, False),
+        ("gmm-best", clustering.best_gmm_responsibilities, False),
+    ],
+)
+def test_a_cluster_start_is_made_of_its_clusterers_partitions(three_blobs, name, clusterer, hard):
+    X, _ = three_blobs
+    start = init.INITIALISATIONS[name](X, 2, 3, np.random.RandomState(0))
+    assignments = clusterer(X, 3, np.random.RandomState(0), 2)
+    if hard:
+        assignments = init.one_hot(assignments, 3)
+    np.testing.assert_array_equal(start.responsibilities, assignments)
+    expected = init.start_from_responsibilities(X, assignments)
+    np.testing.assert_array_equal(start.means, expected.means)
+    np.testing.assert_array_equal(start.weights, expected.weights)
 
 
-def test_spectral_start_on_a_subsample_labels_every_point(circles, monkeypatch):
-    X, y = circles
-    monkeypatch.setattr(init, "SPECTRAL_MAX_POINTS", 200)
-    start = init.spectral_partition(X.astype(np.float32), 1, 2, np.random.RandomState(0))
-    assert adjusted_rand_score(y, start.responsibilities[0].argmax(1)) > 0.95
+def test_k_means_start_puts_the_base_means_at_the_centroids(three_blobs):
+    X, _ = three_blobs
+    start = init.kmeans_centres(X, 2, 3, np.random.RandomState(0))
+    centroids = clustering.kmeans_centroids(X, 3, np.random.RandomState(0), 2)
+    np.testing.assert_array_equal(start.means, centroids.astype(np.float32))
+    assert start.scales is None and start.responsibilities is None
 
 
 def test_auto_start_cycles_through_the_strategies(three_blobs):
     X, _ = three_blobs
-    start = init.automatic(X.astype(np.float32), 4, 3, np.random.RandomState(0))
+    start = init.cycled_start(X.astype(np.float32), 4, 3, np.random.RandomState(0))
     assert start.means.shape == (4, 3, 2) and start.responsibilities.shape == (4, 300, 3)
     # Restart 1 starts from GMM posteriors (soft); restarts 0, 2 and 3 from hard partitions.
     assert set(np.unique(start.responsibilities[0])) <= {0.0, 1.0}
@@ -52,10 +71,9 @@ def test_user_labels_start_the_fit(three_blobs):
         3,
         init=y,
         algorithm="hard-em",
-        selection="likelihood",
+        recipe=SingleFit(selection="likelihood", pretrain_epochs=20),
         n_init=1,
         n_epochs=5,
-        pretrain_epochs=20,
         random_state=0,
     )  # hard EM keeps the start's partition; soft EM may move a point the three_blobs share (tested below)
     assert adjusted_rand_score(y, model.fit(X).labels_) == 1.0
@@ -74,19 +92,23 @@ def test_user_labels_start_the_fit(three_blobs):
 )
 def test_bad_user_assignments_say_what_is_expected(three_blobs, assignments, message):
     with pytest.raises(ValueError, match=message):
-        FlowMixture(3, init=assignments, selection="likelihood", n_epochs=1).fit(three_blobs[0])
+        FlowMixture(3, init=assignments, recipe=SingleFit(selection="likelihood"), n_epochs=1).fit(
+            three_blobs[0]
+        )
 
 
 def test_array_init_labels_every_point_and_the_held_out_rows_are_left_out(three_blobs):
     X, y = three_blobs
-    model = FlowMixture(3, init=y, early_stopping=True, selection="auto", n_init=1, n_epochs=3,
-                        pretrain_epochs=5, random_state=0).fit(X)  # fmt: skip
+    recipe = SingleFit(selection="likelihood-or-cut", pretrain_epochs=5)  # a rule that holds rows out
+    model = FlowMixture(
+        3, init=y, early_stopping=True, recipe=recipe, n_init=1, n_epochs=3, random_state=0
+    ).fit(X)
     assert adjusted_rand_score(y, model.labels_) == 1.0
 
 
 # Diagonal bases, chosen by the graph cut: one fit on every point, where the default recipe
 # (covariance_type="auto") may fit twice and holds points out.
-ONE_FIT_ON_ALL_POINTS = {"covariance_type": "diag", "selection": "graph-cut"}
+ONE_FIT_ON_ALL_POINTS = {"covariance_type": "diag", "recipe": SingleFit(selection="graph-cut")}
 
 
 def test_an_initialisation_sets_scales_weights_and_pretrains_the_flows(two_tight_blobs, monkeypatch):
@@ -133,69 +155,3 @@ def test_weights_from_an_initialisation_are_the_starting_weights(two_tight_blobs
 
     FlowMixture(2, init="lopsided", n_epochs=1, random_state=0).fit(X, callback=record)
     np.testing.assert_allclose(seen[0][0], [0.9, 0.1], rtol=1e-6)
-
-
-def test_shrunk_covariances_are_positive_definite_for_clusters_smaller_than_the_dimension():
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(40, 10))
-    labels = np.r_[np.zeros(3, int), np.ones(37, int)]  # cluster 0: 3 points in 10 dimensions
-    start = init.start_from_responsibilities(X, init.one_hot(labels[None], 2))
-    covariances = init.shrunk_covariances(X, init.one_hot(labels[None], 2))
-    assert np.linalg.eigvalsh(covariances[0]).min() > 0
-    # Its diagonal stays the cluster's own spread; a large cluster keeps most of its covariance.
-    np.testing.assert_allclose(np.diag(covariances[0, 0]), start.scales[0, 0] ** 2, rtol=1e-5)
-    sample = np.cov(X[3:].T, bias=True)
-    assert np.abs(covariances[0, 1] - sample).max() < 0.25 * np.abs(sample).max()
-
-
-def test_spectral_restarts_cycle_through_the_neighbourhood_sizes(monkeypatch):
-    seen = []
-    real = init.spectral_embedding
-
-    def spy(X, k, seed, n_neighbours=10):
-        seen.append(n_neighbours)
-        return real(X, k, seed, n_neighbours)
-
-    monkeypatch.setattr(init, "spectral_embedding", spy)
-    X, _ = make_circles(200, noise=0.03, factor=0.5, random_state=0)
-    init.spectral_partition(X.astype(np.float32), 4, 2, np.random.RandomState(0))
-    assert seen == [10, 5, 20]  # one embedding per graph, the fourth restart reuses the first
-
-
-def test_genie_start_cycles_through_gini_thresholds(circles):
-    X, y = circles
-    start = init.genie_partition(X.astype(np.float32), 4, 2, np.random.RandomState(0))
-    assert start.responsibilities.shape == (4, len(X), 2)
-    for r in start.responsibilities:
-        assert adjusted_rand_score(y, r.argmax(1)) == 1.0
-    # the fourth restart takes the first threshold again: the same partition
-    np.testing.assert_array_equal(start.responsibilities[3], start.responsibilities[0])
-
-
-def test_best_gmm_start_is_the_most_likely_of_several_runs(three_blobs):
-    X, y = three_blobs
-    best = init.best_gmm_posteriors(X, 2, 3, np.random.RandomState(0))
-    assert best.responsibilities.shape == (2, len(X), 3)
-    np.testing.assert_array_equal(best.responsibilities[0], best.responsibilities[1])
-    assert adjusted_rand_score(y, best.responsibilities[0].argmax(1)) > 0.95
-    # several runs are at least as likely as the first of them alone
-    one, many = init.fit_full_gmm(X, 3, seed=0), init.fit_full_gmm(X, 3, seed=0, n_runs=init.BEST_GMM_RUNS)
-    assert many.n_init == init.BEST_GMM_RUNS and many.score(X) >= one.score(X) - 1e-9
-
-
-def test_best_gmm_runs_fit_a_subset_of_large_data_and_give_every_point_posteriors(three_blobs, monkeypatch):
-    X, y = three_blobs
-    fitted_sizes = []
-    fit = init.fit_full_gmm
-
-    def recording_fit(points, *args, **kwargs):
-        fitted_sizes.append(len(points))
-        return fit(points, *args, **kwargs)
-
-    monkeypatch.setattr(init, "fit_full_gmm", recording_fit)
-    whole = init.best_gmm_posteriors(X, 1, 3, np.random.RandomState(0))
-    monkeypatch.setattr(init, "BEST_GMM_FIT_POINTS", len(X) // 3)
-    subset = init.best_gmm_posteriors(X, 1, 3, np.random.RandomState(0))
-    assert fitted_sizes == [len(X), len(X) // 3]
-    assert subset.responsibilities.shape == whole.responsibilities.shape == (1, len(X), 3)
-    assert adjusted_rand_score(y, subset.responsibilities[0].argmax(1)) > 0.95

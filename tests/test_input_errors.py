@@ -5,6 +5,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from flowmix import FlowMixture
+from flowmix.recipes import Candidates, SingleFit
 
 X_GOOD = np.random.RandomState(0).rand(40, 2)
 
@@ -74,14 +75,16 @@ def test_sample_before_fit_and_bad_count(fitted):
         ({"n_epochs": 2.5}, "n_epochs must be a positive integer, got 2.5"),
         ({"batch_size": "big"}, "batch_size must be a positive integer or 'auto', got 'big'"),
         ({"batch_size": 0}, "batch_size must be a positive integer or 'auto', got 0"),
-        ({"base_std": -1.0}, "base_std must be a positive finite number"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
-        ({"hidden_units": ()}, "hidden_units must be a non-empty tuple of positive integers"),
-        ({"activation": "swish"}, "activation must be one of"),
+        (
+            {"flow_params": {"hidden_units": ()}},
+            "hidden_units must be a non-empty tuple of positive integers",
+        ),
+        ({"flow_params": {"activation": "swish"}}, "activation must be one of"),
         (
             {"init": "random"},
-            r"init must be one of \['box', 'unit', 'kmeans', 'kmeans-partition', 'gmm', 'gmm-best', 'spectral', "
-            r"'genie', 'auto'\]",
+            r"init must be one of \['auto', 'box', 'unit', 'kmeans', 'kmeans-partition', 'gmm', 'gmm-best', "
+            r"'spectral', 'genie', 'spectral-gmm-kmeans'\]",
         ),
         ({"device": "tpu:9"}, "is not a torch device; use 'cpu' or 'cuda'"),
     ],
@@ -91,9 +94,17 @@ def test_bad_parameters(params, message):
         FlowMixture(**{"n_components": 2, "n_epochs": 1, **params}).fit(X_GOOD)
 
 
+def test_a_bad_base_std_is_refused_by_the_recipe():
+    # base_std is a setting of the recipe's training, refused when the recipe is made.
+    with pytest.raises(ValueError, match="base_std must be a positive finite number"):
+        SingleFit(base_std=-1.0)
+    with pytest.raises(ValueError, match="base_std must be a positive finite number"):
+        Candidates().with_settings(base_std=-1.0)
+
+
 def test_hidden_units_given_as_an_int():
     with pytest.raises(TypeError, match=r"hidden_units must be a tuple of layer widths, e.g. \(32,\)"):
-        FlowMixture(2, hidden_units=32).fit(X_GOOD)
+        FlowMixture(2, flow_params={"hidden_units": 32}).fit(X_GOOD)
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")

@@ -1,7 +1,7 @@
 """Ctrl-C (SIGINT) during `flowmix fit --out DIR` leaves no partial model directory.
 
 The command runs in a subprocess with enough epochs to still be training when the signal comes;
-the signal is sent once its progress bar has shown a first epoch. The process must then stop with
+the signal is sent once it has logged the start of training. The process must then stop with
 a non-zero status and a short message (no traceback), and DIR must be as before: absent, or the
 earlier model byte for byte. No hidden temporary directory may be left beside it.
 """
@@ -34,12 +34,12 @@ def _fit_command(data: Path, out: Path, epochs: int) -> list[str]:
 
 
 def _interrupt_when_training(process: subprocess.Popen, timeout: float = 120.0) -> str:
-    """Wait for the first epoch on the progress bar, send SIGINT, return all of stderr."""
+    """Wait for the line that starts a training stage, send SIGINT, return all of stderr."""
     os.set_blocking(process.stderr.fileno(), False)
     seen = b""
     deadline = time.monotonic() + timeout
-    # tqdm writes "<n>/<total> [" once an epoch is done; "epoch/s" is the bar's unit.
-    while b"epoch/s" not in seen or b" 0/" in seen.rsplit(b"\r", 1)[-1]:
+    # stderr is a pipe, so no bar: one line as a stage starts ("flowmix: train: 1000000 epochs").
+    while b"train: " not in seen:
         assert process.poll() is None, f"fit ended before it was interrupted:\n{seen.decode()}"
         assert time.monotonic() < deadline, f"no progress within {timeout} s:\n{seen.decode()}"
         seen += process.stderr.read() or b""

@@ -1,8 +1,9 @@
-"""flowmix._memory: freed tensor memory is reused inside the context, and the defaults return."""
+"""flowmix._memory: off in a library process unless asked for; when on, freed tensor memory is reused."""
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -17,6 +18,7 @@ _MEASURE = """
 import ctypes, json, resource
 import torch
 from flowmix import _memory
+_memory.enable_for_process()  # this measuring process plays flowmix's command line
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
@@ -53,7 +55,10 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not _memory.enabled(), reason="needs glibc (and FLOWMIX_REUSE_MEMORY not 0)")
+@pytest.mark.skipif(
+    _memory._glibc is None or os.environ.get("FLOWMIX_REUSE_MEMORY") == "0",
+    reason="needs glibc (and FLOWMIX_REUSE_MEMORY not 0)",
+)
 def test_freed_blocks_are_reused_inside_and_released_after():
     if not hasattr(_memory._glibc, "mallinfo2"):
         pytest.skip("needs glibc 2.33 or later (mallinfo2)")
@@ -83,6 +88,7 @@ def test_nesting_restores_defaults_only_when_the_last_exits(monkeypatch):
             return 1
 
     monkeypatch.setattr(_memory, "_glibc", FakeLibc())
+    monkeypatch.setattr(_memory, "_owned", True)
     monkeypatch.delenv("FLOWMIX_REUSE_MEMORY", raising=False)
     with _memory.reuse_freed_memory():
         with _memory.reuse_freed_memory():
@@ -104,6 +110,7 @@ def test_nesting_restores_defaults_only_when_the_last_exits(monkeypatch):
     ],
 )
 def test_environment_turns_it_off(monkeypatch, name, value):
+    monkeypatch.setattr(_memory, "_owned", True)  # even in flowmix's own process
     monkeypatch.setenv(name, value)
     assert not _memory.enabled()
 
@@ -113,3 +120,60 @@ def test_environment_turns_it_off(monkeypatch, name, value):
     monkeypatch.setattr(_memory, "_glibc", type("Libc", (), {"mallopt": fail, "malloc_trim": fail})())
     with _memory.reuse_freed_memory():
         pass
+
+
+class _Recorder:
+    """Stands for glibc: records every call, changes nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("trim", pad))
+        return 1
+
+
+@pytest.fixture
+def library_process(monkeypatch):
+    """A process that imported flowmix as a library: not flowmix's own, no FLOWMIX_REUSE_MEMORY."""
+    recorder = _Recorder()
+    monkeypatch.setattr(_memory, "_glibc", recorder)
+    monkeypatch.setattr(_memory, "_owned", False)
+    for name in ("FLOWMIX_REUSE_MEMORY", "GLIBC_TUNABLES", *_memory._USER_TUNING):
+        monkeypatch.delenv(name, raising=False)
+    return recorder
+
+
+def test_a_library_process_keeps_its_allocator_settings(library_process):
+    assert not _memory.enabled()
+    with _memory.reuse_freed_memory():
+        pass
+    assert library_process.calls == []
+
+
+def test_a_fresh_library_process_is_left_alone():
+    code = "import flowmix, flowmix._memory; print(flowmix._memory.enabled())"
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMIX_REUSE_MEMORY"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
+
+
+def test_the_environment_opts_in(library_process, monkeypatch):
+    monkeypatch.setenv("FLOWMIX_REUSE_MEMORY", "1")
+    assert _memory.enabled()
+    with _memory.reuse_freed_memory():
+        assert ("mallopt", _memory._M_MMAP_MAX, 0) in library_process.calls
+
+
+def test_a_program_that_owns_its_process_opts_in(library_process, monkeypatch):
+    _memory.enable_for_process()
+    assert _memory.enabled()
+    with _memory.reuse_freed_memory():
+        assert ("mallopt", _memory._M_MMAP_MAX, 0) in library_process.calls
+    monkeypatch.setenv("FLOWMIX_REUSE_MEMORY", "0")  # still the user's last word
+    assert not _memory.enabled()

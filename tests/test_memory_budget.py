@@ -23,6 +23,7 @@ from flowmix.memory_budget import (
     flow_footprint,
     resolve_budget,
 )
+from flowmix.recipes import Candidates
 
 GIB = 2**30
 
@@ -79,10 +80,10 @@ def test_a_fit_too_large_for_its_budget_is_refused_before_it_allocates():
     X = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
     model = FlowMixture(
         10,
-        hidden_units=(1024,),
+        # subspace_dim None: flows on all 784 pixels, as then (principal subspaces make this fit small)
+        flow_params={"hidden_units": (1024,), "subspace_dim": None},
         n_epochs=1,
         recipe="single",
-        subspace_dim=None,  # flows on all 784 pixels, as then (principal subspaces make this fit small)
         max_memory=4 * GIB,
         random_state=0,
     )
@@ -108,10 +109,11 @@ import json, resource, sys
 import numpy as np
 from flowmix import FlowMixture
 from flowmix.inference import Inference
+from flowmix.recipes import SingleFit
 budget = int(sys.argv[1])
 X = np.random.default_rng(0).random((3000, 20), dtype=np.float32)
-model = FlowMixture(4, hidden_units=(64,), n_epochs=2, pretrain_epochs=1, covariance_type="diag",
-                    selection="graph-cut", max_memory=budget, random_state=0)
+model = FlowMixture(4, flow_params={"hidden_units": (64,)}, n_epochs=2, covariance_type="diag",
+                    recipe=SingleFit(selection="graph-cut", pretrain_epochs=1), max_memory=budget, random_state=0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 model.fit(X)
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
@@ -137,7 +139,9 @@ def test_a_fit_under_a_tight_budget_takes_a_smaller_batch_and_stays_under_it():
 
 def test_predictions_keep_within_the_budget_and_refuse_below_one_chunk():
     X = np.random.default_rng(1).random((600, 3), dtype=np.float32)
-    model = FlowMixture(2, n_epochs=3, pretrain_epochs=2, random_state=0).fit(X)
+    model = FlowMixture(
+        2, n_epochs=3, recipe=Candidates().with_settings(pretrain_epochs=2), random_state=0
+    ).fit(X)
     labels, scores = model.predict(X), model.score_samples(X)
     budget = 48 * 2**20
     outputs = 8 * len(X) * 2

@@ -99,34 +99,36 @@ def test_published_contingency_tables():
 def test_config_hash_tracks_what_changes_results():
     moons = get_dataset_config("moons")
     base = unit_config(moons, "flows", GridSpec(datasets=["moons"]))
-    assert base["params"]["n_epochs"] == 2000 and base["params"]["n_init"] == 10
-    assert base["params"]["hidden_units"] == [10] and base["quick"] is False
+    # The restarts are the preset's training's (its recipe), the architecture its flow_params.
+    assert base["params"]["n_epochs"] == 2000 and base["params"]["recipe"]["n_init"] == 10
+    assert base["params"]["flow_params"]["hidden_units"] == [10] and base["quick"] is False
     same = unit_config(moons, "flows", GridSpec(datasets=["moons"], device="cuda"))
     assert config_hash(base) == config_hash(same)  # the device is not part of the experiment
     fewer_epochs = unit_config(moons, "flows", GridSpec(datasets=["moons"], epochs=5))
     assert config_hash(base) != config_hash(fewer_epochs)
     quick = unit_config(moons, "flows", GridSpec(datasets=["moons"], quick=True))
-    assert quick["quick"] is True and quick["params"]["n_init"] == 2 and quick["params"]["n_epochs"] == 200
+    assert quick["quick"] is True and quick["params"]["recipe"]["n_init"] == 2
+    assert quick["params"]["n_epochs"] == 200
     # Baseline run i is seed i whatever the number of runs: runs are not in its hash.
     km = [unit_config(moons, "kmeans", GridSpec(datasets=["moons"], runs=r)) for r in (2, 10)]
     assert config_hash(km[0]) == config_hash(km[1]) and km[0]["n_init"] == 10
     image = unit_config(get_dataset_config("mnist"), "flows", GridSpec(datasets=["mnist"], quick=True))
-    assert image["max_samples"] == 2000 and image["params"]["hidden_units"] == [128]
+    assert image["max_samples"] == 2000 and image["params"]["flow_params"]["hidden_units"] == [128]
 
 
 def test_protocol_draw_options_change_the_flows_configuration_only_when_set():
     pca = get_dataset_config("mnist5_pca")
     base = unit_config(pca, "flows", GridSpec(datasets=[pca.name]))
-    assert "batch_order" not in base["params"] and "shuffle_buffer" not in base["params"]
+    training = base["params"]["recipe"]  # the orders are settings of the preset's training
+    assert "batch_order" not in training and "shuffle_buffer" not in training
     assert config_hash(unit_config(pca, "flows", GridSpec(datasets=[pca.name], seed=0))) == config_hash(base)
     drawn = unit_config(pca, "flows", GridSpec(datasets=[pca.name], seed=3))
     assert drawn["random_state"] == 3 and config_hash(drawn) != config_hash(base)
     reference = unit_config(
         pca, "flows", GridSpec(datasets=[pca.name], batch_order="per-restart", shuffle_buffer=1024)
     )
-    assert (
-        reference["params"]["batch_order"] == "per-restart" and reference["params"]["shuffle_buffer"] == 1024
-    )
+    training = reference["params"]["recipe"]
+    assert training["batch_order"] == "per-restart" and training["shuffle_buffer"] == 1024
     # The baselines' runs are their own seeds: a flows draw leaves them alone.
     kmeans = [unit_config(pca, "kmeans", GridSpec(datasets=[pca.name], seed=s)) for s in (None, 3)]
     assert config_hash(kmeans[0]) == config_hash(kmeans[1])
@@ -252,7 +254,7 @@ def test_image_rows_with_injected_loader(tmp_path):
     assert {r["method"] for r in records} == {"flows", "random", "kmeans", "gmm"}
     assert all(r["n_samples"] == 150 and r["quick"] and r["k"] == 5 for r in records)
     flows = [r for r in records if r["method"] == "flows"]
-    assert flows[0]["config"]["params"]["hidden_units"] == [128]
+    assert flows[0]["config"]["params"]["flow_params"]["hidden_units"] == [128]
     assert all(np.asarray(r["contingency"]["counts"]).sum() == 150 for r in records)
     assert not (tmp_path / "t1" / "models").exists()  # image models are saved only on request
 
@@ -269,7 +271,8 @@ def test_flowmix_default_runs_beside_the_paper_methods_on_a_learned_feature_row(
     recipe = [r for r in read_records(tmp_path / "t1") if r["method"] == "recipe"]
     assert [r["seed"] for r in recipe] == [0, 1]
     params = recipe[0]["config"]["params"]
-    assert (params["n_epochs"], params["pretrain_epochs"]) == (3, 5)
+    trainings = params["recipe"]["shapes"], params["recipe"]["gaussian"]  # the default recipe's two fits
+    assert params["n_epochs"] == 3 and [t["pretrain_epochs"] for t in trainings] == [5, 5]
     assert params["flow"] == "spline" and params["init"] == "auto"  # the whole recipe is recorded
     assert all(r["objective"] is not None and np.isfinite(r["objective"]) for r in recipe)
     # Which start each run's recipe kept, and the bases it trained, are recorded beside the score.

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowmix import FlowMixture, persistence
+from flowmix.recipes import Candidates, SingleFit
 
 X = np.random.RandomState(0).rand(60, 3)
 REFUSED = "is not a valid flowmix model file"
@@ -28,8 +29,8 @@ ADVICE = "restore the model directory from a copy, or fit and save the model aga
 
 def _fit(flow: str, init: str = "kmeans") -> FlowMixture:
     return FlowMixture(
-        2, flow=flow, hidden_units=(4,), n_layers=2, n_epochs=2, pretrain_epochs=0, n_init=1, init=init,
-        random_state=0,
+        2, flow=flow, flow_params={"hidden_units": (4,), "n_layers": 2}, n_epochs=2,
+        recipe=SingleFit(pretrain_epochs=0), n_init=1, init=init, random_state=0,
     ).fit(X)  # fmt: skip
 
 
@@ -236,7 +237,8 @@ def test_non_positive_base_scales(saved, tmp_path):
 @pytest.mark.parametrize("name", ["subspace_scale", "subspace_residual_scale"])
 def test_non_positive_subspace_scales(tmp_path, name):
     wide = np.random.RandomState(0).rand(60, 50)
-    model = FlowMixture(2, subspace_dim=3, hidden_units=(4,), n_epochs=1, pretrain_epochs=0, random_state=0)
+    model = FlowMixture(2, flow_params={"subspace_dim": 3, "hidden_units": (4,)}, n_epochs=1,
+                        recipe=Candidates().with_settings(pretrain_epochs=0), random_state=0)  # fmt: skip
     model_dir = model.fit(wide).save(tmp_path / "m")
     _resave(model_dir, lambda t: t[name].zero_())
     _refused(model_dir, f"its {name.replace('_', ' ')}s are not all positive")
@@ -244,7 +246,8 @@ def test_non_positive_subspace_scales(tmp_path, name):
 
 def test_a_subspace_dim_beyond_the_features_is_refused(tmp_path):
     wide = np.random.RandomState(0).rand(60, 50)
-    model = FlowMixture(2, subspace_dim=3, hidden_units=(4,), n_epochs=1, pretrain_epochs=0, random_state=0)
+    model = FlowMixture(2, flow_params={"subspace_dim": 3, "hidden_units": (4,)}, n_epochs=1,
+                        recipe=Candidates().with_settings(pretrain_epochs=0), random_state=0)  # fmt: skip
     model_dir = model.fit(wide).save(tmp_path / "m")
     config = json.loads((model_dir / persistence.CONFIG_FILE).read_text())
     config["subspace_dim"] = 50
@@ -280,7 +283,7 @@ def test_config_far_too_large(model_dir):
     _refused(model_dir, r"it is \d+ bytes long, far more than a model's settings take")
 
 
-@pytest.mark.parametrize("version", [0, 3, "2", True, None, 2.0])
+@pytest.mark.parametrize("version", [0, persistence.FORMAT_VERSION + 1, "2", True, None, 2.0])
 def test_unknown_format_versions(model_dir, version):
     _edit_config(model_dir, lambda c: c.update(format_version=version))
     _refused(model_dir, f"version {version!r}\\); a newer flowmix may read it")
@@ -422,10 +425,11 @@ def test_format_1_config_without_its_architecture(tmp_path):
 
 def test_numpy_integer_parameters_save_and_load(tmp_path):
     # scikit-learn's parameter searches pass numpy scalars; json could not write them.
-    model = FlowMixture(np.int64(2), flow="maf", hidden_units=(np.int64(4),), n_epochs=np.int64(1),
-                        pretrain_epochs=0, n_init=1, init="kmeans", random_state=np.int64(0)).fit(X)  # fmt: skip
+    model = FlowMixture(np.int64(2), flow="maf", flow_params={"hidden_units": (np.int64(4),)},
+                        n_epochs=np.int64(1), recipe=SingleFit(pretrain_epochs=0), n_init=1, init="kmeans",
+                        random_state=np.int64(0)).fit(X)  # fmt: skip
     loaded = FlowMixture.load(model.save(tmp_path / "m"))
-    assert loaded.n_components == 2 and loaded.hidden_units == (4,)
+    assert loaded.n_components == 2 and loaded.flow_params["hidden_units"] == (4,)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 

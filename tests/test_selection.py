@@ -8,9 +8,10 @@ import torch
 from scipy.stats import multivariate_normal
 from sklearn.datasets import make_blobs, make_circles
 
-from flowmix import FlowMixture, init, selection
+from flowmix import FlowMixture, clustering, selection
 from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
+from flowmix.recipes import SingleFit
 from flowmix.training import TrainResult
 
 
@@ -52,7 +53,7 @@ def test_a_selection_rule_picks_the_kept_restart(two_tight_blobs, monkeypatch):
         return -result.losses[:, -1]
 
     monkeypatch.setitem(selection.SELECTIONS, "worst", highest_loss)
-    model = FlowMixture(2, selection="worst", n_init=3, n_epochs=5, random_state=0).fit(X)
+    model = FlowMixture(2, recipe=SingleFit(selection="worst"), n_init=3, n_epochs=5, random_state=0).fit(X)
     assert model.best_restart_ == int(np.argmax(model.losses_[:, -1]))
     assert model.best_restart_ != int(np.argmin(model.losses_[:, -1]))
 
@@ -67,7 +68,7 @@ def test_auto_selection_uses_the_cut_only_where_flows_beat_a_gmm_clearly(monkeyp
     monkeypatch.setattr(selection, "partition_gaussian_likelihood", lambda *a: np.array([7.0, 6.0]))
     monkeypatch.setattr(selection, "multiscale_graph_cut", lambda *a: np.array([5.0, 3.0]))
     result = TrainResult(np.zeros((2, 1)), np.array([-1, -1]), 1)
-    scores = selection.automatic(result, density, columns, columns)
+    scores = selection.likelihood_or_cut(result, density, columns, columns)
     assert scores.tolist() == ([5.0, 3.0] if rule == "graph-cut" else [7.0, 6.0])
 
 
@@ -105,10 +106,10 @@ def test_partition_gaussian_likelihood_prefers_the_gaussian_partition_of_overlap
     scores = selection.partition_gaussian_likelihood(None, density, columns, None)
     assert scores[0] < scores[1]
     # The score is the mean log-likelihood of the Gaussian mixture made from the true partition.
-    start = init.start_from_responsibilities(X, init.one_hot(truth[None], 2))
-    covariances = init.shrunk_covariances(X, init.one_hot(truth[None], 2))
-    mix = start.weights[0, 0] * multivariate_normal(start.means[0, 0], covariances[0, 0]).pdf(X)
-    mix = mix + start.weights[0, 1] * multivariate_normal(start.means[0, 1], covariances[0, 1]).pdf(X)
+    means, _, weights = clustering.cluster_normals(X, clustering.one_hot(truth[None], 2))
+    covariances = clustering.shrunk_covariances(X, clustering.one_hot(truth[None], 2))
+    mix = weights[0, 0] * multivariate_normal(means[0, 0], covariances[0, 0]).pdf(X)
+    mix = mix + weights[0, 1] * multivariate_normal(means[0, 1], covariances[0, 1]).pdf(X)
     assert scores[0] == pytest.approx(-np.log(mix).mean(), rel=1e-5)
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
+from fnmatch import fnmatch
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import flowmix
 from flowmix import FlowMixture
 from flowmix.flows import spline_native
 from flowmix.flows.spline import RationalQuadratic, _FusedSpline, _NativeSpline
+from flowmix.recipes import Candidates
 
 needs_kernel = pytest.mark.skipif(
     not spline_native.ENABLED or spline_native.library() is None, reason="no compiled spline kernel here"
@@ -96,9 +104,43 @@ def test_without_a_compiler_training_falls_back_to_torch_with_one_warning(monkey
     spline_native.library.cache_clear()
     try:
         X = np.random.RandomState(0).normal(size=(60, 2))
+        recipe = Candidates().with_settings(pretrain_epochs=1)
         with pytest.warns(RuntimeWarning, match="could not build its compiled spline kernel .no C compiler"):
-            model = FlowMixture(2, n_epochs=2, pretrain_epochs=1, random_state=0).fit(X)
+            model = FlowMixture(2, n_epochs=2, recipe=recipe, random_state=0).fit(X)
         assert np.isfinite(model.score(X))
         assert list(tmp_path.iterdir()) == []  # nothing half-built left behind
     finally:
         spline_native.library.cache_clear()
+
+
+def test_the_kernel_source_is_package_data():
+    # A wheel holds the package's modules and its declared package data only: without the C source
+    # there, an installed flowmix has nothing to compile (`make wheel-check` builds and installs one).
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    package_dir = Path(flowmix.__file__).parent
+    shipped = []
+    for package, patterns in declared.items():
+        base = package_dir.joinpath(*package.split(".")[1:])
+        if spline_native.SOURCE.is_relative_to(base):
+            name = spline_native.SOURCE.relative_to(base).as_posix()
+            shipped += [pattern for pattern in patterns if fnmatch(name, pattern)]
+    assert shipped, f"{spline_native.SOURCE.name} is not in [tool.setuptools.package-data] {declared}"
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
+def test_a_read_only_install_builds_into_the_cache(monkeypatch, tmp_path):
+    # As from site-packages: the source's folder cannot be written, the build goes to the cache.
+    installed = tmp_path / "site" / "spline_kernel.c"
+    installed.parent.mkdir()
+    shutil.copy(spline_native.SOURCE, installed)
+    installed.parent.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    monkeypatch.setattr(spline_native, "SOURCE", installed)
+    monkeypatch.setenv("FLOWMIX_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        built = spline_native.build()
+        assert built.parent == tmp_path / "cache" and built.is_file()
+        assert [p.name for p in installed.parent.iterdir()] == ["spline_kernel.c"]
+    finally:
+        installed.parent.chmod(stat.S_IRWXU)

@@ -14,6 +14,7 @@ from flowmix.density import MixtureOfFlows
 from flowmix.flows import make_flow
 from flowmix.flows.base_distributions import DiagonalNormal
 from flowmix.nn import StackedMaskedLinear
+from flowmix.recipes import Candidates
 from flowmix.subspace import (
     AUTO_MAX_DIM,
     AUTO_MIN_FEATURES,
@@ -198,7 +199,9 @@ def test_samples_follow_the_subspace_model():
 
 def test_the_estimator_fits_wide_data_on_subspaces_and_round_trips(tmp_path):
     X, y = _curved_clusters(60)  # wide: subspaces, and candidates on 50 principal components
-    model = FlowMixture(3, n_epochs=10, pretrain_epochs=5, random_state=0).fit(X)
+    model = FlowMixture(
+        3, n_epochs=10, recipe=Candidates().with_settings(pretrain_epochs=5), random_state=0
+    ).fit(X)
     assert 1 <= model.subspace_dim_ <= AUTO_MAX_DIM
     assert model.density_.flows.dim == model.subspace_dim_
     assert "subspaces" in model.recipe_trace_ and "candidate features" in model.recipe_trace_
@@ -222,15 +225,18 @@ def test_the_estimator_fits_wide_data_on_subspaces_and_round_trips(tmp_path):
 
 def test_narrow_data_keeps_flows_on_every_feature():
     X, _ = _curved_clusters(4)
-    model = FlowMixture(3, n_epochs=2, pretrain_epochs=1, random_state=0).fit(X)
+    model = FlowMixture(
+        3, n_epochs=2, recipe=Candidates().with_settings(pretrain_epochs=1), random_state=0
+    ).fit(X)
     assert model.subspace_dim_ is None and model.density_.flows.dim == 4
     assert "subspaces" not in model.recipe_trace_
 
 
 def test_an_explicit_subspace_dim_and_bad_values():
     X, _ = _curved_clusters(6)
-    model = FlowMixture(3, subspace_dim=2, n_epochs=2, pretrain_epochs=1, random_state=0).fit(X)
+    recipe = Candidates().with_settings(pretrain_epochs=1)
+    model = FlowMixture(3, flow_params={"subspace_dim": 2}, n_epochs=2, recipe=recipe, random_state=0).fit(X)
     assert model.subspace_dim_ == 2
     for bad in (0, -1, 2.5, "two"):
         with pytest.raises(ValueError, match="subspace_dim must be a positive integer or 'auto'"):
-            FlowMixture(3, subspace_dim=bad).fit(X)
+            FlowMixture(3, flow_params={"subspace_dim": bad}).fit(X)

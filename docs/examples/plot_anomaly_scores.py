@@ -16,9 +16,12 @@ from sklearn.metrics import roc_auc_score
 
 from flowmix import FlowMixture
 from flowmix.paper.figures import grid_2d
+from flowmix.recipes import Candidates
 
 X_train, _ = make_moons(600, noise=0.06, random_state=0)
-model = FlowMixture(2, n_epochs=40, pretrain_epochs=30, n_init=1, random_state=0).fit(X_train)
+# The default recipe, shortened: 30 pretraining epochs (the recipe's setting) and 40 of training.
+short = Candidates().with_settings(pretrain_epochs=30)
+model = FlowMixture(2, recipe=short, n_epochs=40, random_state=0).fit(X_train)
 
 rng = np.random.RandomState(1)
 inliers, _ = make_moons(200, noise=0.06, random_state=1)

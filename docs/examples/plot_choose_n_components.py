@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from flowmix import FlowMixture
+from flowmix.recipes import Candidates
 
 moons, _ = make_moons(500, noise=0.06, random_state=0)
 blob, _ = make_blobs(250, centers=[[0.5, -2.0]], cluster_std=0.25, random_state=0)
@@ -36,11 +37,9 @@ for k in ks:
     model = FlowMixture(
         k,
         flow="maf",
-        hidden_units=(8,),
-        n_layers=1,
+        flow_params={"hidden_units": (8,), "n_layers": 1},
+        recipe=Candidates().with_settings(pretrain_epochs=40),
         n_epochs=60,
-        pretrain_epochs=40,
-        n_init=2,
         random_state=0,
     ).fit(X_train)
     models[k] = model

@@ -25,6 +25,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
 from flowmix import FlowMixture, load_dataset
+from flowmix.recipes import Candidates
 
 # scikit-learn's spectral clustering warns when the kNN graph of well-separated clusters is
 # disconnected; the clustering is still exact then.
@@ -39,7 +40,9 @@ methods = {
     "k-means": lambda k: KMeans(k, n_init=10, random_state=0),
     "GMM": lambda k: GaussianMixture(k, covariance_type="full", n_init=3, random_state=0),
     "spectral": lambda k: SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10, random_state=0),
-    "flowmix": lambda k: FlowMixture(k, n_epochs=60, pretrain_epochs=40, random_state=0),
+    "flowmix": lambda k: FlowMixture(
+        k, recipe=Candidates().with_settings(pretrain_epochs=40), n_epochs=60, random_state=0
+    ),
 }
 
 # %%

@@ -7,8 +7,9 @@ density of any point and ``sample`` draws new points together with the component
 Here a mixture of five spline flows is fitted to the paper's pinwheel set; the left panel shows its
 log density on a grid, the right panel points sampled from it, coloured by component.
 
-For density estimation rather than clustering, ``selection="validation"`` keeps the restart with the
-best held-out likelihood.
+For density estimation rather than clustering, a single fit of a few restarts whose selection rule
+is ``"validation"`` (``recipe=SingleFit(selection="validation")``) keeps the restart with the best
+held-out likelihood.
 """
 
 # %%
@@ -17,13 +18,13 @@ import numpy as np
 
 from flowmix import FlowMixture, load_dataset
 from flowmix.paper.figures import grid_2d
+from flowmix.recipes import SingleFit
 
 data = load_dataset("pinwheel")
 X = data.X[np.random.RandomState(0).permutation(len(data.X))[:1000]]
 
-model = FlowMixture(5, n_epochs=40, pretrain_epochs=30, n_init=2, selection="validation", random_state=0).fit(
-    X
-)
+recipe = SingleFit(selection="validation", pretrain_epochs=30)
+model = FlowMixture(5, recipe=recipe, n_init=2, n_epochs=40, random_state=0).fit(X)
 print(f"mean log-likelihood on the training points: {model.score(X):.3f}")
 print("restarts' held-out NLL:", np.round(model.selection_scores_, 3), "kept:", model.best_restart_)
 

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from flowmix import FlowMixture, load_dataset
 from flowmix.metrics import adjusted_rand
 from flowmix.paper.figures import ToyPanel, grid_2d, toy_figure_row
+from flowmix.recipes import Candidates
 
 data = load_dataset("smile")  # 400 points in [0, 1]^2, 4 classes
 X, y = data.X, data.y
@@ -26,7 +27,9 @@ xx, yy, grid = grid_2d(X, n=150)
 
 models = {
     "paper preset": FlowMixture.from_preset("paper-toy", 4, random_state=0),
-    "flowmix recipe": FlowMixture(4, n_epochs=100, pretrain_epochs=50, random_state=0),
+    "flowmix recipe": FlowMixture(
+        4, recipe=Candidates().with_settings(pretrain_epochs=50), n_epochs=100, random_state=0
+    ),
 }
 panels = []
 for name, model in models.items():

@@ -23,6 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from flowmix import FlowMixture
+from flowmix.recipes import Candidates
 
 moons, _ = make_moons(400, noise=0.06, random_state=0)
 blob, _ = make_blobs(200, centers=[[0.5, -2.0]], cluster_std=0.25, random_state=0)
@@ -30,7 +31,12 @@ X = np.vstack([moons, blob])
 
 pipeline = make_pipeline(
     StandardScaler(),
-    FlowMixture(hidden_units=(16,), n_epochs=30, pretrain_epochs=20, n_init=1, random_state=0),
+    FlowMixture(
+        flow_params={"hidden_units": (16,)},
+        recipe=Candidates().with_settings(pretrain_epochs=20),
+        n_epochs=30,
+        random_state=0,
+    ),
 )
 search = GridSearchCV(
     pipeline,

@@ -6,39 +6,57 @@ operation (the slowdown measured on the paper's PCA image model is in benchmarks
 Flushing them to zero changes values by less than 1.2e-38 absolute: the paper presets' pinned
 fits (tests/test_reference.py) give the same bits with and without it.
 
-torch has no way to read the current setting, so the context sets flush-to-zero on entry and
-switches it off (torch's default) when the last nested or concurrent use exits. Set
-``FLOWMIX_FLUSH_DENORMALS=0`` to leave the setting alone.
+The setting (``torch.set_flush_denormal``) belongs to the calling thread (x86's MXCSR, ARM's
+FPCR), and torch has no way to read it, so the context reads it by experiment: a float32 denormal
+doubled comes back as zero only where flushing is on. The outermost use in a thread records the
+thread's setting on entry and puts it back on exit, so a caller who had flushing on keeps it, and
+one who had it off gets it off again. Set ``FLOWMIX_FLUSH_DENORMALS=0`` to leave the setting alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 
 import torch
 
-_lock = threading.Lock()
-_depth = 0
+from flowmix import _environment
+
+# Per thread, like the setting itself: how deep the nested uses go, and the setting found on entry.
+_state = threading.local()
+
+
+def flushing() -> bool:
+    """Whether this thread flushes float32 denormals to zero now (tested, since torch has no getter).
+
+    The denormal is made from its bits (no float conversion that a flush-to-zero mode could touch
+    first), and doubled: with denormals-are-zero the input reads as 0, with flush-to-zero the
+    result is written as 0, and with neither it is twice the input. One element: the product is
+    computed on this thread, never by torch's worker threads.
+    """
+    denormal = torch.tensor([1 << 20], dtype=torch.int32).view(torch.float32)  # about 1.5e-39
+    return (denormal * 2).item() == 0.0
 
 
 @contextlib.contextmanager
 def flush_denormals() -> Iterator[None]:
-    """Treat denormal floats as zero on the CPU until exit (process-wide; nested uses are counted)."""
-    global _depth
-    if os.environ.get("FLOWMIX_FLUSH_DENORMALS", "1") == "0":
+    """Treat denormal floats as zero on the CPU until exit, then restore the thread's own setting.
+
+    Nested uses are counted: only the outermost one in a thread reads and restores the setting.
+    """
+    if not _environment.flush_denormals():
         yield
         return
-    with _lock:
-        if _depth == 0:
+    depth = getattr(_state, "depth", 0)
+    if depth == 0:
+        _state.before = flushing()
+        if not _state.before:
             torch.set_flush_denormal(True)
-        _depth += 1
+    _state.depth = depth + 1
     try:
         yield
     finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                torch.set_flush_denormal(False)
+        _state.depth -= 1
+        if _state.depth == 0 and not _state.before:
+            torch.set_flush_denormal(False)

@@ -148,7 +148,7 @@ class FitCheckpoint:
         except Exception as err:  # safetensors' own error type differs across its versions
             raise ValueError(
                 f"{self.path} is not a readable flowmix checkpoint ({err}). Delete it to start the fit "
-                "afresh, or pass another checkpoint_dir."
+                "afresh, or pass another checkpoint folder."
             ) from err
         if header.get("format") != CHECKPOINT_FORMAT or header.get("phase") not in PHASES:
             raise ValueError(
@@ -157,9 +157,9 @@ class FitCheckpoint:
             )
         if header["fingerprint"] != self.fingerprint:
             raise ValueError(
-                f"The checkpoint in {self.directory} was written by a fit with other settings or other data "
-                "(its fingerprint differs), so resuming from it would mix two fits. Pass the same "
-                "parameters, random_state and data as the interrupted fit, or another checkpoint_dir "
-                "(or delete this one) to start afresh."
+                f"The checkpoint in {self.directory} was written by a fit with other settings or other data, "
+                "or by a flowmix whose fits behave otherwise (its fingerprint differs), so resuming from it "
+                "would mix two fits. Pass the same parameters, random_state and data as the interrupted "
+                "fit, or another checkpoint folder (or delete this one) to start afresh."
             )
         return Resumed(phase=header["phase"], meta=header["meta"], tensors=tensors, context=header["context"])

@@ -3,6 +3,7 @@
 ::
 
     flowmix fit data.csv -k 3 --label-column label     # fit, print loss and metrics, save the model
+    flowmix fit data.csv -k 3 --plot clusters.png      # ... and draw the clusters
     flowmix predict data.flowmix new.csv --out clusters.csv
     flowmix evaluate data.flowmix data.csv --label-column label
     flowmix datasets                                   # what can be loaded, and where from
@@ -17,6 +18,9 @@
 (:mod:`flowmix.paper.commands`); the rest are the library's. ``python -m flowmix`` runs the same
 command line. User errors (a missing file, a bad ``k``, an
 unknown data set, ...) print one line on stderr and exit with status 2, without a traceback.
+
+Only what a command needs is imported, when it runs: torch and scikit-learn (seconds) load with
+the estimator, so ``flowmix --help`` and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ import numpy as np
 
 import flowmix
 from flowmix._cli_common import CommandGroup, UserError
-from flowmix._io import atomic_write_dir, atomic_write_text
-from flowmix.datasets.scaling import SCALINGS, apply_scaling, fit_scaling
+from flowmix._io import atomic_write, atomic_write_dir, atomic_write_text
+from flowmix.datasets.scaling import SCALINGS, apply_scaling, fit_table_scaling
 from flowmix.paper.commands import PAPER_COMMANDS
+from flowmix.preprocessing import PREPROCESSINGS
 
 CLI_SIDECAR = "preprocessing.json"
 
@@ -104,6 +109,9 @@ def main(ctx: click.Context, verbose: int) -> None:
     `flowmix reproduce toy|table1|contingency`.
     """
     _show_library_log(ctx, verbose)
+    from flowmix import _memory  # light: no torch
+
+    _memory.enable_for_process()  # this process is flowmix's own: keep freed tensor memory for reuse
 
 
 # The paper harness's commands, beside the library's.
@@ -169,7 +177,7 @@ def _read_points(
             f"{file} has {X.shape[1]} feature column(s) but the model was fitted on {expected}; "
             "drop extra columns or name the label column with --label-column."
         )
-    return apply_scaling(X.astype(np.float64), prep), y
+    return apply_scaling(X, prep), y
 
 
 def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
@@ -184,6 +192,201 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
         (tmp / CLI_SIDECAR).write_text(json.dumps(prep, indent=2), encoding="utf-8")
 
     atomic_write_dir(out, write)
+
+
+def _estimator_from_args(
+    k: int,
+    preset: str | None,
+    *,
+    epochs: int | None,
+    n_init: int | None,
+    preprocessing: str | None,
+    seed: int,
+    device: str,
+    checkpoint_dir: str | None,
+    early_stopping: bool | None,
+    distributed: str | None,
+    verbose: bool,
+) -> Any:
+    """The estimator that `fit`'s options describe: FlowMixture's defaults (or the preset's) plus the options given.
+
+    The one place where command-line options become constructor parameters; it checks them with
+    the estimator's own validation before any data are read.
+    """
+    from flowmix import FlowMixture, _params
+
+    overrides: dict[str, Any] = {"device": device, "random_state": seed, "verbose": verbose}
+    overrides.update(checkpoint=checkpoint_dir, distributed=distributed)
+    if early_stopping is not None:
+        overrides["early_stopping"] = early_stopping
+    if epochs is not None:
+        overrides["n_epochs"] = epochs
+    if n_init is not None:
+        overrides["n_init"] = n_init
+    if preprocessing is not None:
+        overrides["preprocessing"] = preprocessing
+    model = FlowMixture.from_preset(preset, k, **overrides) if preset else FlowMixture(k, **overrides)
+    try:
+        _params.validate(model.get_params(deep=False))  # the estimator's own checks, before the data
+    except TypeError as err:  # a parameter of the wrong type: the user's input, not a bug
+        raise UserError(str(err)) from err
+    return model
+
+
+def _recipe_summary(model: Any) -> tuple[str, list[str]]:
+    """What the fit's recipe did, read from ``recipe_trace_``: a short phrase and lines of detail.
+
+    The phrase names the start the recipe kept (or a single fit's restarts); the details say why,
+    and name any component left without a point.
+    """
+    steps = getattr(getattr(model, "recipe_trace_", None), "steps", None) or []
+
+    def last(name: str) -> dict[str, Any]:
+        return next((s for s in reversed(steps) if isinstance(s, dict) and s.get("step") == name), {})
+
+    decision, fit = last("decision"), last("fit")
+    details = []
+    if "kept" in decision:
+        short = f"start kept: {decision['kept']}"
+        if decision.get("why"):
+            details.append(f"why: {decision['why']}")
+    else:
+        settings = fit.get("settings") or {}
+        start = fit.get("start") or settings.get("init")
+        restarts = settings.get("n_init", 1)
+        short = f"start: {start}" if isinstance(start, str) else "one start"
+        if isinstance(restarts, int) and restarts > 1:
+            short = f"{restarts} restarts from {start}, best restart {model.best_restart_}"
+    empty = last("empty components")
+    if empty.get("components"):
+        details.append(
+            f"warning: component(s) {empty['components']} ended without a point; {empty.get('why', '')}"
+        )
+    return short, details
+
+
+def _print_summary(model: Any, shape: tuple[int, ...], y: np.ndarray | None) -> None:
+    """What `fit` did: the recipe's start, the final loss, the cluster sizes and, with labels, the metrics."""
+    from flowmix.metrics import clustering_scores
+
+    k = int(model.n_components)
+    final = float(model.loss_curve_[-1])
+    kept, details = _recipe_summary(model)
+    click.echo(
+        f"fitted {k} components to {shape[0]} points x {shape[1]} features ({model.n_iter_} epochs, {kept})"
+    )
+    for line in details:
+        click.echo(line)
+    click.echo(f"final training loss ({model.algorithm_ or model.algorithm}): {final:.4f}")
+    sizes = np.bincount(model.labels_, minlength=k)
+    click.echo("cluster sizes: " + ", ".join(str(int(s)) for s in sizes))
+    if y is not None:
+        scores = clustering_scores(y, model.labels_)
+        click.echo("metrics: " + ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
+
+
+# ------------------------------------------------------------------------------------------------
+# fit --plot
+
+
+def _check_plot_path(plot: str) -> None:
+    """Refuse, before any fitting, a --plot that could not be written: no matplotlib, no folder, no format."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError(
+            "--plot needs matplotlib, which is not installed: `pip install matplotlib`, or leave out --plot."
+        ) from None
+    path = Path(plot)
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(
+            f"--plot {plot}: the folder {folder} does not exist; create it or choose another path."
+        )
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise UserError(
+            f"--plot {plot}: unknown image format {path.suffix or '(no extension)'}; end the name with one of "
+            + ", ".join(f".{ext}" for ext in sorted(formats))
+            + "."
+        )
+
+
+def _plot_clusters(model: Any, X: np.ndarray, names: list[str] | None, path: str) -> None:
+    """Draw the training points coloured by cluster: 2-D data with the mixture's density contours,
+    wider data on its two leading principal components. Written atomically; matplotlib's Agg canvas."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from flowmix.subspace import leading_directions
+
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(model.labels_)
+    k = int(model.n_components)
+    palette = matplotlib.colormaps["tab10" if k <= 10 else "tab20" if k <= 20 else "turbo"]
+    colours = palette(np.arange(k) % palette.N if k <= 20 else np.linspace(0, 1, k))
+    fig = Figure(figsize=(6.4, 5.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    size = float(np.clip(3000 / max(len(X), 1), 1.0, 25.0))
+    if X.shape[1] == 2:
+        xy = X
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        pad = 0.08 * np.where(hi > lo, hi - lo, 1.0)
+        gx, gy = (np.linspace(a, b, 120) for a, b in zip(lo - pad, hi + pad, strict=True))
+        xx, yy = np.meshgrid(gx, gy)
+        grid = np.column_stack([xx.ravel(), yy.ravel()])
+        log_density = np.asarray(model.score_samples(grid), dtype=np.float64).reshape(xx.shape)
+        # Contours at the log densities of the training points' quantiles: the lines enclose about
+        # 95%, 75%, 50% and 25% of the points, whatever the data's scale.
+        at_points = np.asarray(model.score_samples(X), dtype=np.float64)
+        levels = np.unique(np.quantile(at_points[np.isfinite(at_points)], [0.05, 0.25, 0.5, 0.75]))
+        if levels.size and np.isfinite(log_density).any():
+            ax.contour(
+                xx,
+                yy,
+                log_density,
+                levels=levels,
+                colors="0.35",
+                linewidths=0.8,
+                linestyles="solid",
+                zorder=1,
+            )
+        ax.set_xlabel(names[0] if names else "feature 0")
+        ax.set_ylabel(names[1] if names else "feature 1")
+        ax.set_title(
+            f"{k} clusters; the mixture's density, contours around 25, 50, 75 and 95% of the points",
+            fontsize=10,
+        )
+    else:
+        centred = X - X.mean(axis=0)
+        variances, directions = leading_directions(centred, min(2, X.shape[1]))
+        xy = centred @ directions
+        if xy.shape[1] == 1:  # one feature: spread the points along the cluster index
+            xy = np.column_stack([xy[:, 0], labels + 0.0])
+        total = float((centred**2).sum()) or 1.0
+        shares = [f"{100 * v / total:.0f}%" for v in variances]
+        ax.set_xlabel(f"principal component 1 ({shares[0]} of the variance)")
+        ax.set_ylabel(
+            f"principal component 2 ({shares[1]} of the variance)" if len(shares) > 1 else "cluster"
+        )
+        ax.set_title(
+            f"{k} clusters of {X.shape[1]} features, on the two leading principal components", fontsize=10
+        )
+    ax.scatter(xy[:, 0], xy[:, 1], c=colours[labels], s=size, linewidths=0, zorder=2)
+    if k <= 20:
+        counts = np.bincount(labels, minlength=k)
+        handles = [
+            Line2D([], [], ls="", marker="o", color=colours[j], label=f"{j} ({counts[j]})") for j in range(k)
+        ]
+        ax.legend(handles=handles, title="cluster (points)", fontsize=8, title_fontsize=8, loc="best")
+    atomic_write(path, lambda tmp: fig.savefig(tmp))
+
+
+# ------------------------------------------------------------------------------------------------
+# fit
 
 
 @main.command("fit")
@@ -206,7 +409,12 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
     default=None,
     help="Training epochs after pretraining (default: the preset's, or 200).",
 )
-@click.option("--n-init", type=int, default=None, help="Restarts trained together; the best is kept.")
+@click.option(
+    "--n-init",
+    type=int,
+    default=None,
+    help="With --preset: restarts trained together, the best kept. (The default recipe trains one start.)",
+)
 @click.option(
     "--label-column",
     default=None,
@@ -214,11 +422,19 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
     "used to print clustering metrics.",
 )
 @click.option(
+    "--preprocessing",
+    type=click.Choice(PREPROCESSINGS),
+    default=None,
+    help="How the estimator rescales the features (FlowMixture's preprocessing; part of the saved "
+    "model). [default: auto; with --preset, the preset's: none]",
+)
+@click.option(
     "--scale",
     type=click.Choice(SCALINGS),
-    default="minmax",
-    show_default=True,
-    help="Rescale the features before fitting (the paper: min-max to [0, 1]); predict repeats it.",
+    default=None,
+    help="Rescale the table before the estimator sees it; predict and evaluate repeat it. "
+    "[default: minmax (to [0, 1], the paper's protocol) with --preset, else none: --preprocessing "
+    "rescales, and integer features stay integers, for the estimator's dequantisation]",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu or cuda.")
@@ -231,9 +447,9 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
 @click.option(
     "--early-stopping/--no-early-stopping",
     default=None,
-    help="Hold out 10% of the rows and stop each restart (pretraining included) when their "
-    "likelihood stops improving. [default: on for the default's full-covariance fit, off for its "
-    "diagonal one and for the presets]",
+    help="Hold out 10% of the rows and stop training (pretraining included) when their likelihood "
+    "stops improving. [default: on when the default recipe trains from the Gaussian mixture, off "
+    "when it trains from a graph partition, and off for the presets]",
 )
 @click.option(
     "--distributed",
@@ -241,7 +457,14 @@ def _save_model_dir(model: Any, prep: dict[str, Any], out: Path) -> None:
     default=None,
     help="Under torchrun: split the restarts (exact) or the mini-batches (DDP) over the processes.",
 )
-@click.option("--verbose", "-v", is_flag=True, help="Show a progress bar with the loss.")  # fmt: skip
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw the clusters to this image (.png, .pdf, .svg, ...): 2-D data with the mixture's "
+    "density contours, wider data on its two leading principal components. Needs matplotlib.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show progress: a bar with the loss on a terminal, one log line per stage otherwise.")  # fmt: skip
 def fit(
     file: str,
     k: int,
@@ -250,57 +473,63 @@ def fit(
     epochs: int | None,
     n_init: int | None,
     label_column: str | None,
-    scale: str,
+    preprocessing: str | None,
+    scale: str | None,
     seed: int,
     device: str,
     checkpoint_dir: str | None,
     early_stopping: bool | None,
     distributed: str | None,
+    plot: str | None,
     verbose: bool,
 ) -> None:
     """Fit a mixture of flows with K components to the table FILE and save it.
 
     FILE: .csv/.tsv/.txt/.dat text, .npy or .parquet; one row per point.
 
-    Without --preset this is flowmix's default recipe: spline flows; 3 restarts started from
-    spectral clustering (kNN graph), a GMM and k-means, each component pretrained on its cluster,
-    then hard EM. It first fits with every component started as its cluster's full-covariance
-    Gaussian (10% of the rows held out) and keeps the restart whose clusters Gaussians fit best.
-    If that model is within 0.2 nats per point and dimension of a GMM on the held-out rows, the
-    clusters are about Gaussian and it refits that restart with soft EM, which it keeps. If it
-    beats the GMM by more, the clusters are not Gaussian: it fits again with diagonal bases on
-    all rows, and keeps that fit's restart or the first fit's model, whichever partition the
-    kNN graph's spectral embedding supports best (spectral clustering's objective).
+    Without --preset this is flowmix's default recipe: the estimator rescales the features
+    (--preprocessing) and dequantises integer-valued ones; Genie, spectral clustering and a
+    Gaussian mixture propose partitions; the normalised cut of the k-nearest-neighbour graph
+    picks one (a graph partition where it cuts clearly fewer edges than the Gaussian one,
+    i.e. clusters separated by gaps, else the Gaussian mixture's); one mixture of spline flows
+    is trained from that start. The summary names the start it kept.
+
+    With --preset: the paper's settings on the table min-max scaled to [0, 1], --n-init restarts
+    trained together and the best kept.
 
     Under torchrun (e.g. `torchrun --nproc-per-node 4 -m flowmix fit data.csv -k 3 --distributed
     restarts`), every process fits its share and the first writes the model.
     """
-    from flowmix import FlowMixture
     from flowmix.datasets import read_table
-    from flowmix.metrics import clustering_scores
 
     if k < 1:
         raise UserError(f"-k must be a positive integer, got {k}.")
+    if plot is not None:
+        _check_plot_path(plot)
+    if scale is None:
+        scale = "minmax" if preset else "none"
     column = _label_column(label_column)
     X, y, names = read_table(file, label_column=column)
     if X.shape[0] < k:
         raise UserError(f"{file} has {X.shape[0]} rows, fewer than k={k} clusters; lower -k.")
-    prep = {**fit_scaling(X.astype(np.float64), scale), "feature_names": names, "label_column": column,
+    prep = {**fit_table_scaling(X, scale), "feature_names": names, "label_column": column,
             "source": str(file)}  # fmt: skip
-    Xs = apply_scaling(X.astype(np.float64), prep)
-    overrides: dict[str, Any] = {"device": device, "random_state": seed, "verbose": verbose}
-    overrides.update(checkpoint_dir=checkpoint_dir, distributed=distributed)
-    if early_stopping is not None:
-        overrides["early_stopping"] = early_stopping
-    if epochs is not None:
-        overrides["n_epochs"] = epochs
-    if n_init is not None:
-        overrides["n_init"] = n_init
-    model = FlowMixture.from_preset(preset, k, **overrides) if preset else FlowMixture(k, **overrides)
-    try:
-        model._check_params()  # the estimator's own validation, before the data are touched
-    except TypeError as err:  # a parameter of the wrong type: the user's input, not a bug
-        raise UserError(str(err)) from err
+    # As read unless --scale asks otherwise: integer counts stay integers, so that the estimator's
+    # dequantize="auto" sees them, and its preprocessing is the only rescaling.
+    Xs = apply_scaling(X, prep)
+    model = _estimator_from_args(
+        k,
+        preset,
+        epochs=epochs,
+        n_init=n_init,
+        preprocessing=preprocessing,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        early_stopping=early_stopping,
+        distributed=distributed,
+        verbose=verbose,
+    )
     if distributed is not None:
         from flowmix.distributed import init_from_environment, leave_group, world
 
@@ -317,18 +546,11 @@ def fit(
     target = Path(out) if out else Path.cwd() / f"{Path(file).stem}.flowmix"
     _save_model_dir(model, prep, target)
 
-    final = float(model.loss_curve_[-1])
-    click.echo(
-        f"fitted {k} components to {X.shape[0]} points x {X.shape[1]} features "
-        f"({model.n_iter_} epochs, {model.n_init} restart(s), best restart {model.best_restart_})"
-    )
-    click.echo(f"final training loss ({model.algorithm_ or model.algorithm}): {final:.4f}")
-    sizes = np.bincount(model.labels_, minlength=k)
-    click.echo("cluster sizes: " + ", ".join(str(int(s)) for s in sizes))
-    if y is not None:
-        scores = clustering_scores(y, model.labels_)
-        click.echo("metrics: " + ", ".join(f"{name}={value:.4f}" for name, value in scores.items()))
+    _print_summary(model, X.shape, y)
     click.echo(f"model saved to {target}")
+    if plot is not None:
+        _plot_clusters(model, Xs, names, plot)
+        click.echo(f"clusters drawn to {plot}")
     if distributed is not None:
         _end_process()
 

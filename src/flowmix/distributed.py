@@ -33,7 +33,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from flowmix.training import TrainResult
+from flowmix.selection import select
+from flowmix.training.core import TrainResult
 
 MODES = ("restarts", "data")
 
@@ -120,7 +121,11 @@ def group_max(value: int) -> int:
 
 @dataclass
 class DataParallel:
-    """What the training loop needs to split its mini-batches across the ranks of the group."""
+    """What the training loop needs to split its mini-batches across the ranks of the group.
+
+    The caller hands it to training (``TrainConfig.data_parallel``); it is a
+    :class:`flowmix.training.DataParallelGroup`.
+    """
 
     rank: int
     world_size: int
@@ -151,6 +156,10 @@ class DataParallel:
         dist.all_gather(pieces, padded)
         sizes = np.diff(bounds)
         return torch.cat([piece[..., :size] for piece, size in zip(pieces, sizes, strict=True)], dim=-1)
+
+    def wrap(self, density: nn.Module, objective: Callable[..., Tensor]) -> nn.Module:
+        """``objective`` on ``density`` as a module ``(batch, index)`` whose gradients DDP averages."""
+        return wrap_ddp(density, objective)
 
 
 class ObjectiveModule(nn.Module):
@@ -210,3 +219,113 @@ def gather_result(result: TrainResult, n_epochs: int, world_size: int) -> TrainR
         epochs_trained=rows(result.epochs_trained),
         batch_mean_losses=None if batch_mean is None else batch_mean[:, :n_run],
     )
+
+
+class Distribution:
+    """How a fit's work is shared among processes: the strategy the trainer asks (here: not at all).
+
+    :func:`distribution_for` gives the strategy of a ``distributed`` setting. The trainer calls
+    the same methods whatever the strategy, so the training code has no branch per mode.
+    """
+
+    rank, world_size = 0, 1
+
+    def place(self, device: torch.device) -> torch.device:
+        """The device this process trains on."""
+        return device
+
+    def block(self, n_init: int) -> np.ndarray | None:
+        """The restarts this process trains, or None for all of them."""
+        return None
+
+    def data_parallel(self) -> DataParallel | None:
+        """What splits mini-batches across processes, or None."""
+        return None
+
+    def group_max(self) -> Callable[[int], int] | None:
+        """The reduction that makes every process stop at the same epoch, or None."""
+        return None
+
+    def gather(self, result: TrainResult, n_epochs: int) -> TrainResult:
+        """The record of every restart, from this process's own."""
+        return result
+
+    def keep(
+        self,
+        selection: str,
+        result: TrainResult,
+        density: nn.Module,
+        columns: Tensor,
+        validation: Tensor | None,
+    ) -> tuple[int, nn.Module, np.ndarray]:
+        """(the kept restart's index among all, its density, every restart's score) under ``selection``."""
+        best, scores = select(selection, result, density, columns, validation)
+        return best, density.take_restart(best), scores
+
+
+class _InGroup(Distribution):
+    """A strategy inside a torch.distributed process group (one GPU per process on CUDA)."""
+
+    def __init__(self, mode: str):
+        self.rank, self.world_size = require_group(mode)
+
+    def place(self, device: torch.device) -> torch.device:
+        if self.world_size > 1 and device.type == "cuda" and device.index is None:
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return device
+
+
+class RestartParallel(_InGroup):
+    """``distributed="restarts"``: each process trains a block of the restarts; the best is broadcast."""
+
+    def __init__(self) -> None:
+        super().__init__("restarts")
+
+    def block(self, n_init: int) -> np.ndarray:
+        return restart_block(n_init, self.rank, self.world_size)
+
+    def group_max(self) -> Callable[[int], int]:
+        return group_max
+
+    def gather(self, result: TrainResult, n_epochs: int) -> TrainResult:
+        return gather_result(result, n_epochs, self.world_size)
+
+    def keep(
+        self,
+        selection: str,
+        result: TrainResult,
+        density: nn.Module,
+        columns: Tensor,
+        validation: Tensor | None,
+    ) -> tuple[int, nn.Module, np.ndarray]:
+        """Gather every rank's scores, keep the best restart; its owner broadcasts its parameters."""
+        _, local_scores = select(selection, result, density, columns, validation)
+        scores = gather_rows(local_scores, self.world_size)
+        best = int(np.argmin(scores))
+        n_init = len(scores)
+        blocks = [restart_block(n_init, r, self.world_size) for r in range(self.world_size)]
+        owner = next(r for r, b in enumerate(blocks) if best in b)
+        mine = blocks[self.rank]
+        kept = density.take_restart(int(np.flatnonzero(mine == best)[0]) if self.rank == owner else 0)
+        broadcast_module(kept, owner)
+        return best, kept, scores
+
+
+class DataSharded(_InGroup):
+    """``distributed="data"``: every mini-batch is split across the processes (DDP)."""
+
+    def __init__(self) -> None:
+        super().__init__("data")
+
+    def data_parallel(self) -> DataParallel:
+        return DataParallel(self.rank, self.world_size)
+
+
+def distribution_for(mode: str | None) -> Distribution:
+    """The strategy of ``FlowMixture(distributed=mode)``: None, ``"restarts"`` or ``"data"``."""
+    strategies: dict[str | None, Callable[[], Distribution]] = {
+        None: Distribution,
+        "restarts": RestartParallel,
+        "data": DataSharded,
+    }
+    return strategies[mode]()

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# Points Genie clusters at most; the dense tree costs N^2 D operations.
-GENIE_MAX_POINTS = 20000
+# Points genie() clusters at most unless told otherwise; the dense tree costs N^2 D operations.
+# flowmix's own clusterer (flowmix.clustering.genie_labels) passes flowmix.clustering.MAX_FIT_POINTS;
+# this module sits below flowmix.clustering (which imports it), so it cannot import that constant.
+GENIE_MAX_POINTS = 20_000
 
 
 def minimum_spanning_tree(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,10 +26,13 @@ import copy
 import itertools
 import logging
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from flowmix import density as density_module
+from flowmix._denormals import flush_denormals
+from flowmix._memory import reuse_freed_memory
 from flowmix.density import MixtureOfFlows
 from flowmix.flows.base_distributions import DiagonalNormal
 
@@ -210,3 +213,37 @@ class Inference:
             return density.joint_log_prob_columns(columns)
         component = self.blocked.log_prob_columns(columns, self._base)
         return self._log_weights + component.reshape(density.n_restarts, density.n_components, -1)
+
+
+@reuse_freed_memory()
+@flush_denormals()
+def joint_log_prob(density: MixtureOfFlows, X: np.ndarray, dtype: str, max_bytes: int) -> np.ndarray:
+    """log pi_k + log flow_k(x) of every row of X (N, D) under a one-restart density: (N, K) float64.
+
+    Computed chunk by chunk in ``dtype`` ("float32" or "float64") so that the model, one chunk
+    and the (N, K) outputs stay within ``max_bytes``. Far from the data (``|x|`` beyond about 1e19)
+    float32 squares overflow to -inf where float64 stays finite; those rows (rare) are computed
+    again in float64.
+    """
+    device = density.logits.device
+    n_components = density.logits.shape[-1]
+    budget = max_bytes - 8 * X.shape[0] * n_components  # what the outputs leave for the model and a chunk
+    inference = Inference(density, torch_inference_dtype(dtype), max_bytes=budget)
+    out = np.empty((X.shape[0], n_components), dtype=np.float64)
+    _fill(inference, X, np.arange(X.shape[0]), out, device)
+    far = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if far.size and inference.dtype != torch.float64:
+        _fill(Inference(density, torch.float64, max_bytes=budget), X, far, out, device)
+    return out
+
+
+def _fill(
+    inference: Inference, X: np.ndarray, rows: np.ndarray, out: np.ndarray, device: torch.device
+) -> None:
+    """out[rows] = the joint log densities of X[rows], one chunk at a time."""
+    chunk = inference.points_per_chunk
+    contiguous = rows.size == X.shape[0]
+    for start in range(0, rows.size, chunk):
+        part = rows[start : start + chunk]
+        points = X[start : start + chunk] if contiguous else X[part]
+        out[part] = inference.joint_log_prob(torch.as_tensor(points, device=device))[0].T.cpu().numpy()

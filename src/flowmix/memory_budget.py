@@ -28,6 +28,8 @@ import torch
 
 from flowmix.density import INFERENCE_CHUNK_FLOATS
 from flowmix.flows import make_flow
+from flowmix.subspace import floats_per_point as subspace_floats_per_point
+from flowmix.subspace import largest_dim, split_flow_params
 
 #: Share of the available memory that ``max_memory="auto"`` allows a fit.
 AUTO_SHARE = 0.5
@@ -44,6 +46,23 @@ PARAMETER_COPIES = 4
 # The smallest mini-batch a shrunk batch_size="auto" may take: below it a step costs more in
 # overhead than in arithmetic, and the settings are better changed.
 MIN_AUTO_BATCH = 32
+
+
+# batch_size="auto": half of the training points within [AUTO_BATCH_MIN, AUTO_BATCH_MAX], so that
+# a data set of up to AUTO_BATCH_STEPS * AUTO_BATCH_MAX points takes at most AUTO_BATCH_STEPS
+# steps an epoch (a fit's time on small data is the count of its steps; docs/user_guide/recipe.rst).
+AUTO_BATCH_MIN, AUTO_BATCH_MAX = 512, 2048
+AUTO_BATCH_STEPS = 2
+#: The rule "auto" stands for, in checkpoint fingerprints: a checkpoint written under another rule
+#: (the earlier one: a quarter of the points within [512, 1024]) trained other batches.
+AUTO_BATCH_RULE = f"auto: 1/{AUTO_BATCH_STEPS} of the points within [{AUTO_BATCH_MIN}, {AUTO_BATCH_MAX}]"
+
+
+def resolve_batch_size(batch_size: int | str, n_samples: int) -> int:
+    """The mini-batch size ``batch_size`` stands for on ``n_samples`` training points."""
+    if batch_size == "auto":
+        return min(AUTO_BATCH_MAX, max(AUTO_BATCH_MIN, -(-n_samples // AUTO_BATCH_STEPS)))
+    return int(batch_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +128,10 @@ def flow_footprint(
     flow: str,
     dim: int,
     *,
-    hidden_units: Sequence[int] | None,
-    n_layers: int | None,
-    activation: str | None,
-    flow_params: Mapping[str, Any] | None,
+    hidden_units: Sequence[int] | None = None,
+    n_layers: int | None = None,
+    activation: str | None = None,
+    flow_params: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
     """(parameters, training activations per point) of one flow of family ``flow``, allocating nothing."""
     with torch.device("meta"):
@@ -193,4 +212,37 @@ def fit_plan(
         f"This fit needs about {plan.peak / gib:.2f} GiB but max_memory allows {budget / gib:.2f} GiB: "
         f"{needs}. Use {knobs}, reduce the data's dimension (e.g. PCA), or raise max_memory if the "
         "machine has the memory."
+    )
+
+
+def plan_fit(
+    params: Mapping[str, Any],
+    n_samples: int,
+    dim: int,
+    n_init: int,
+    device: torch.device,
+    dequantised: bool = False,
+) -> FitPlan:
+    """The memory plan of a FlowMixture fit with parameters ``params`` (or a ValueError naming what to change).
+
+    Dequantisation holds two more copies of the points (jittered once for the starts, and each
+    epoch's noisy copy). On principal subspaces the flows are sized for the largest dimension
+    the subspace setting may take (the start's clusters, which settle it, are not known yet).
+    """
+    flow_options, subspace_dim = split_flow_params(params["flow_params"])
+    flow_dim = largest_dim(subspace_dim, dim)
+    flow_parameters, floats_per_point = flow_footprint(params["flow"], flow_dim, flow_params=flow_options)
+    if flow_dim < dim:  # the projection's centred copy and residual, and the basis, per stacked flow
+        floats_per_point += subspace_floats_per_point(dim, flow_dim)
+        flow_parameters += dim * flow_dim
+    return fit_plan(
+        n_samples=n_samples,
+        dim=dim,
+        n_stack=n_init * params["n_components"],
+        flow_parameters=flow_parameters,
+        floats_per_point=floats_per_point,
+        batch_size=resolve_batch_size(params["batch_size"], n_samples),
+        auto_batch=params["batch_size"] == "auto",
+        budget=resolve_budget(params["max_memory"], device),
+        data_copies=3 if dequantised else 1,
     )

@@ -5,6 +5,9 @@ Format versions:
     1. flowmix 0.1: MAF only; the flow's architecture is read from the estimator parameters.
     2. flowmix 0.2: the config names the flow family and its architecture (``"flow"``), and the
        tensors may hold per-component base scales.
+    3. flowmix 0.2, settings grouped: the architecture in ``flow_params``, the training's
+       details in the recipe (a single fit's as a JSON object), early stopping's patience in an
+       object (:data:`flowmix._params.MOVED` lists where each old parameter went).
 
 Older versions still load: ``_migrate`` brings their config up to the current version.
 """
@@ -17,40 +20,52 @@ import math
 import os
 from numbers import Integral
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
+from flowmix import _params, recipes
 from flowmix._io import atomic_write_dir
 from flowmix.density import MixtureOfFlows
 from flowmix.dequantization import plain as plain_dequantize
+from flowmix.fitted import FittedMixture, base_attributes
 from flowmix.flows import FLOW_FAMILIES, family_defaults
 from flowmix.flows.base import AutoregressiveFlow
+from flowmix.inference import joint_log_prob
+from flowmix.memory_budget import resolve_budget
 from flowmix.nn import ACTIVATIONS
+from flowmix.options import EarlyStopping
 from flowmix.preprocessing import FeatureScaling
 from flowmix.subspace import Subspaces
 from flowmix.training import TrainResult
-
-if TYPE_CHECKING:
-    from flowmix.estimator import FlowMixture
+from flowmix.validation import resolve_device
 
 CONFIG_FILE = "config.json"
 TENSORS_FILE = "model.safetensors"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _RESULT_TENSORS = ("loss_curve", "losses")
 
 
-def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
-    """Write the fitted ``model`` to directory ``path``: config.json and model.safetensors.
+@dataclasses.dataclass
+class SavedModel:
+    """A model file read back: the estimator's parameters, its fitted mixture, and the other fitted
+    attributes (names without the trailing underscore)."""
+
+    params: dict[str, Any]
+    fitted: FittedMixture
+    attributes: dict[str, Any]
+
+
+def save_model(model: BaseEstimator, path: str | os.PathLike) -> Path:
+    """Write the fitted FlowMixture ``model`` to directory ``path``: config.json and model.safetensors.
 
     The pair is written to a temporary directory that then takes the place of ``path``, so an
     interrupted save never leaves a half-written model behind.
     """
     from safetensors.torch import save_file
-    from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(model, "density_")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a directory; choose a directory path for the model.")
@@ -64,22 +79,10 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
     # Contiguous copies: with early stopping the curves are views into the restarts' loss table.
     tensors["loss_curve"] = torch.as_tensor(model.loss_curve_).contiguous()
     tensors["losses"] = torch.as_tensor(model.losses_).contiguous()
-    params = model.get_params()
-    if params["hidden_units"] is not None:
-        params["hidden_units"] = list(params["hidden_units"])
-    if params["flow_params"] is not None:
-        params["flow_params"] = dict(params["flow_params"])
-    if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
-        params["random_state"] = None  # a RandomState object has no JSON form
-    if not isinstance(params["init"], str):
-        params["init"] = None  # the user's labels are not kept; refitting needs them again
-    params["dequantize"] = plain_dequantize(params["dequantize"])  # steps given as an array: a list
-    if not isinstance(params["recipe"], str):
-        params["recipe"] = None  # a recipe object has no JSON form; refitting needs it again
     config = {
         "format": "flowmix-model",
         "format_version": FORMAT_VERSION,
-        "params": params,
+        "params": params_to_json(model.get_params(deep=False)),
         "flow": {"family": density.flows.family, "config": density.flows.config()},
         "base_std": density.base_std,
         "n_features_in": int(model.n_features_in_),
@@ -105,6 +108,41 @@ def save_model(model: FlowMixture, path: str | os.PathLike) -> Path:
     return path
 
 
+def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters (all or some) as model files and experiment records keep them: JSON values.
+
+    Parameters that files do not keep (flowmix._params: ``saved``) are left out; a start given as
+    an array, a random generator and a recipe without a JSON form become None (refitting needs
+    them given again).
+    """
+    params = {name: value for name, value in params.items() if _params.SETTINGS[name].saved}
+    if params.get("flow_params") is not None:
+        params["flow_params"] = {
+            k: list(v) if k == "hidden_units" else v for k, v in params["flow_params"].items()
+        }
+    if not (params.get("random_state") is None or isinstance(params["random_state"], Integral)):
+        params["random_state"] = None  # a RandomState object has no JSON form
+    if "init" in params and not isinstance(params["init"], str):
+        params["init"] = None  # the user's labels are not kept; refitting needs them again
+    if "dequantize" in params:
+        params["dequantize"] = plain_dequantize(params["dequantize"])  # steps given as an array: a list
+    if "recipe" in params:
+        params["recipe"] = recipes.to_json(params["recipe"])
+    if isinstance(params.get("early_stopping"), EarlyStopping):
+        params["early_stopping"] = dataclasses.asdict(params["early_stopping"])
+    return params
+
+
+def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
+    """The estimator parameters that :func:`params_to_json` wrote (of the current format version)."""
+    params = dict(params)
+    if isinstance(params.get("early_stopping"), dict):
+        params["early_stopping"] = EarlyStopping(**params["early_stopping"])
+    if "recipe" in params:
+        params["recipe"] = recipes.from_json(params["recipe"])
+    return params
+
+
 def _steps_list(steps: np.ndarray | None) -> list[float] | None:
     return None if steps is None else steps.tolist()
 
@@ -117,7 +155,7 @@ def _json_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} {value!r} has no JSON form")
 
 
-def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | None = None) -> FlowMixture:
+def load_model(path: str | os.PathLike, device: str | None = None) -> SavedModel:
     """Read a model written by :func:`save_model` (any format version up to the current one).
 
     The files are checked before anything is built from them, so that a damaged or hostile model
@@ -137,9 +175,11 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
             f"{path} is not a saved FlowMixture: expected {CONFIG_FILE} and {TENSORS_FILE} in it "
             "(write one with FlowMixture.save)."
         )
-    layout = _read_layout(cls, config_path, device)
-    # Models saved before inference_dtype existed predicted in float64; they still do.
-    layout.params.setdefault("inference_dtype", "float64")
+    layout = _read_layout(config_path, device)
+    try:
+        layout.params = params_from_json(_params.complete(layout.params))
+    except (TypeError, ValueError) as err:
+        raise _corrupt(config_path, f"its estimator parameters are not FlowMixture's ({err})") from None
     header = _read_header(tensors_path)
     _check_sizes(layout, header, tensors_path)
     with_scales = "base_scales" in header
@@ -164,42 +204,56 @@ def load_model(cls: type[FlowMixture], path: str | os.PathLike, device: str | No
     state = {name: t for name, t in tensors.items() if name not in _RESULT_TENSORS}
     _check_tensor_values(density, state, tensors_path)
     density.load_state_dict(state)
-    try:
-        model = cls(**layout.params)
-    except TypeError as err:
-        raise _corrupt(config_path, f"its estimator parameters are not FlowMixture's ({err})") from None
     # The precision of the file's weights (float32 as fitted; float64 in older files), so that
     # the loaded model computes exactly what the saved one did in either inference_dtype.
     dtype = torch.float32 if all(t.dtype == torch.float32 for t in state.values()) else torch.float64
-    density = density.to(model._torch_device(), dtype)
+    params = layout.params
+    density = density.to(resolve_device(params["device"]), dtype)
     losses = tensors["losses"].double().numpy()
     # The file keeps the losses and the kept restart's epoch count; what else a fit's result held
     # (stopped restarts, early-stopping bookkeeping) is not needed by a loaded model.
     result = TrainResult(losses, np.full(len(losses), -1), layout.n_iter)
-    model._set_fitted(density, result, layout.best_restart)
-    model.n_features_in_ = layout.n_features
-    model.feature_scaling_ = FeatureScaling.identity(layout.n_features)
+    algorithm = None if params.get("algorithm", "auto") == "auto" else params["algorithm"]
+    fitted = FittedMixture(density, result, layout.best_restart, algorithm=algorithm)
+    attributes = _read_attributes(layout, config_path)
+    _probe(fitted.density, params, config_path, tensors_path)
+    return SavedModel(params, fitted, attributes)
+
+
+def _read_attributes(layout: _Layout, config_path: Path) -> dict[str, Any]:
+    """The fitted attributes a model file keeps besides its density: scaling, lattice, names."""
+    attributes: dict[str, Any] = {
+        "n_features_in": layout.n_features,
+        "feature_scaling": FeatureScaling.identity(layout.n_features),
+        "recipe_trace": None,  # what ran at fit time is not kept in the file
+    }
     if layout.feature_scaling is not None:
         offset, scale = layout.feature_scaling["offset"], layout.feature_scaling["scale"]
         if len(offset) != layout.n_features:
             problem = f"its feature_scaling has {len(offset)} values, not n_features_in={layout.n_features}"
             raise _corrupt(config_path, problem)
-        model.feature_scaling_ = FeatureScaling(np.asarray(offset, np.float64), np.asarray(scale, np.float64))
+        attributes["feature_scaling"] = FeatureScaling(
+            np.asarray(offset, np.float64), np.asarray(scale, np.float64)
+        )
     steps = layout.dequantization_steps
-    model.dequantization_steps_ = None if steps is None else np.asarray(steps, dtype=np.float64)
-    model.recipe_trace_ = None  # what ran at fit time is not kept in the file
+    attributes["dequantization_steps"] = None if steps is None else np.asarray(steps, dtype=np.float64)
     if layout.feature_names:
-        model.feature_names_in_ = np.asarray(layout.feature_names, dtype=object)
-    # A last check that needs no knowledge of the flow family or of the estimator's parameters:
-    # the model must give a finite density at a few finite points (its own base means). A zero
-    # scale, an overflowing weight or a parameter that breaks inference would not.
+        attributes["feature_names_in"] = np.asarray(layout.feature_names, dtype=object)
+    return attributes
+
+
+def _probe(density: MixtureOfFlows, params: dict[str, Any], config_path: Path, tensors_path: Path) -> None:
+    """A last check that needs no knowledge of the flow family: the model must give a finite density
+    at a few finite points (its own base means). A zero scale, an overflowing weight or a parameter
+    that breaks inference would not."""
+    means = base_attributes(density)["base_means"].astype(np.float32)
     try:
-        probe = model._joint_log_prob_array(model.base_means_.astype(np.float32))
+        budget = resolve_budget(params["max_memory"], density.logits.device)
+        probe = joint_log_prob(density, means, params["inference_dtype"], budget)
     except (ValueError, TypeError) as err:
         raise _corrupt(config_path, f"the model it describes cannot predict ({err})") from None
     if not np.isfinite(probe).all():
         raise _corrupt(tensors_path, "its tensors give a non-finite density at the components' own means")
-    return model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,8 +307,84 @@ def _is_count(value: Any, minimum: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) -> _Layout:
+def _read_layout(config_path: Path, device: str | None) -> _Layout:
     """The checked contents of config.json (migrated to the current format version)."""
+    config = _read_config(config_path)
+    need = _needs(config_path)
+    params = config.get("params")
+    need(isinstance(params, dict), "its 'params' are not an object of estimator parameters")
+    params = dict(params)
+    unknown = sorted(set(params) - set(_params.SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"{config_path} sets estimator parameter(s) {_short(unknown)} that this flowmix's FlowMixture does "
+            "not have; a newer flowmix may read it."
+        )
+    k, d = params.get("n_components"), config.get("n_features_in")
+    need(_is_count(k), f"n_components is {_short(k)}, not a positive integer")
+    need(_is_count(d), f"n_features_in is {_short(d)}, not a positive integer")
+    family, kwargs = _read_flow(config, params, config_path)
+    base_std = config.get("base_std")
+    need(
+        isinstance(base_std, (int, float)) and not isinstance(base_std, bool) and 0 < base_std < math.inf,
+        f"base_std is {_short(base_std)}, not a positive finite number",
+    )
+    best, n_iter = config.get("best_restart"), config.get("n_iter")
+    need(_is_count(best, 0), f"best_restart is {_short(best)}, not a non-negative integer")
+    need(_is_count(n_iter, 0), f"n_iter is {_short(n_iter)}, not a non-negative integer")
+    names = config.get("feature_names_in")
+    need(
+        names is None
+        or (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)),
+        f"feature_names_in is not null or a list of {d} strings",
+    )
+    subspace_dim = config.get("subspace_dim")
+    need(
+        subspace_dim is None or (_is_count(subspace_dim) and subspace_dim < d),
+        f"subspace_dim is {_short(subspace_dim)}, not null or a positive integer below n_features_in={d}",
+    )
+    steps = config.get("dequantization_steps")
+    need(
+        steps is None
+        or (isinstance(steps, list) and len(steps) == d and all(_is_finite(v, 0) for v in steps)),
+        f"dequantization_steps is not null or a list of {d} non-negative finite numbers",
+    )
+    scaling = config.get("feature_scaling")
+    if scaling is not None:
+        need(
+            isinstance(scaling, dict) and set(scaling) == {"offset", "scale"},
+            "its feature_scaling is not an object with an offset and a scale",
+        )
+        offset, scale = scaling["offset"], scaling["scale"]
+        need(
+            all(isinstance(c, list) and all(_is_finite(v) for v in c) for c in (offset, scale))
+            and len(offset) == len(scale)
+            and all(v > 0 for v in scale),
+            "its feature_scaling is not equally many finite offsets and positive finite scales",
+        )
+    params = _with_device(params, device, config_path)
+    return _Layout(
+        params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling, subspace_dim, steps
+    )
+
+
+def _needs(config_path: Path):
+    """``need(ok, problem)``: refuse the config as damaged unless ``ok``."""
+
+    def need(ok: bool, problem: str) -> None:
+        if not ok:
+            raise _corrupt(config_path, problem)
+
+    return need
+
+
+def _is_finite(value: Any, minimum: float = -math.inf) -> bool:
+    """A JSON number (not a boolean), finite and at least ``minimum``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and minimum <= value < math.inf
+
+
+def _read_config(config_path: Path) -> dict[str, Any]:
+    """config.json as a JSON object of a known format version, migrated to the current one."""
     size = config_path.stat().st_size
     if size > _MAX_CONFIG_BYTES:
         raise _corrupt(config_path, f"it is {size} bytes long, far more than a model's settings take")
@@ -275,24 +405,14 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             f"{config_path} is not a flowmix model file of format version 1 to {FORMAT_VERSION} "
             f"(it says format {_short(config.get('format'))}, version {_short(version)}); a newer flowmix may read it."
         )
-    config = _migrate(config, config_path)
+    return _migrate(config, config_path)
 
-    def need(ok: bool, problem: str) -> None:
-        if not ok:
-            raise _corrupt(config_path, problem)
 
-    params = config.get("params")
-    need(isinstance(params, dict), "its 'params' are not an object of estimator parameters")
-    params = dict(params)
-    unknown = sorted(set(params) - set(cls._get_param_names()))
-    if unknown:
-        raise ValueError(
-            f"{config_path} sets estimator parameter(s) {_short(unknown)} that this flowmix's FlowMixture does "
-            "not have; a newer flowmix may read it."
-        )
-    k, d = params.get("n_components"), config.get("n_features_in")
-    need(_is_count(k), f"n_components is {_short(k)}, not a positive integer")
-    need(_is_count(d), f"n_features_in is {_short(d)}, not a positive integer")
+def _read_flow(
+    config: dict[str, Any], params: dict[str, Any], config_path: Path
+) -> tuple[str, dict[str, Any]]:
+    """(flow family, its constructor's keyword arguments), checked."""
+    need = _needs(config_path)
     flow = config.get("flow")
     need(
         isinstance(flow, dict)
@@ -334,64 +454,11 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             kwargs.get("activation") in ACTIVATIONS,
             f"the flow's activation {_short(kwargs.get('activation'))} is unknown",
         )
-    base_std = config.get("base_std")
-    need(
-        isinstance(base_std, (int, float)) and not isinstance(base_std, bool) and 0 < base_std < math.inf,
-        f"base_std is {_short(base_std)}, not a positive finite number",
-    )
-    best, n_iter = config.get("best_restart"), config.get("n_iter")
-    need(_is_count(best, 0), f"best_restart is {_short(best)}, not a non-negative integer")
-    need(_is_count(n_iter, 0), f"n_iter is {_short(n_iter)}, not a non-negative integer")
-    names = config.get("feature_names_in")
-    need(
-        names is None
-        or (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)),
-        f"feature_names_in is not null or a list of {d} strings",
-    )
-    subspace_dim = config.get("subspace_dim")
-    need(
-        subspace_dim is None or (_is_count(subspace_dim) and subspace_dim < d),
-        f"subspace_dim is {_short(subspace_dim)}, not null or a positive integer below n_features_in={d}",
-    )
-    if "subspace_dim" not in config:  # written before subspaces existed: flows on every feature
-        params.setdefault("subspace_dim", None)
-    steps = config.get("dequantization_steps")
-    need(
-        steps is None
-        or (
-            isinstance(steps, list)
-            and len(steps) == d
-            and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf for v in steps
-            )
-        ),
-        f"dequantization_steps is not null or a list of {d} non-negative finite numbers",
-    )
-    if "dequantization_steps" not in config:  # written before dequantisation existed: none
-        params.setdefault("dequantize", None)
-    scaling = config.get("feature_scaling")
-    if scaling is None:  # written before preprocessing existed: fitted on the data as given
-        params.setdefault("preprocessing", "none")
-    else:
-        need(
-            isinstance(scaling, dict) and set(scaling) == {"offset", "scale"},
-            "its feature_scaling is not an object with an offset and a scale",
-        )
-        offset, scale = scaling["offset"], scaling["scale"]
-        need(
-            all(
-                isinstance(c, list)
-                and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in c
-                )
-                for c in (offset, scale)
-            )
-            and len(offset) == len(scale)
-            and all(v > 0 for v in scale),
-            "its feature_scaling is not equally many finite offsets and positive finite scales",
-        )
-    if isinstance(params.get("hidden_units"), list):
-        params["hidden_units"] = tuple(params["hidden_units"])
+    return family, kwargs
+
+
+def _with_device(params: dict[str, Any], device: str | None, config_path: Path) -> dict[str, Any]:
+    """The parameters with ``device`` (the caller's, else the file's), refused if it is no device type."""
     if device is not None:
         params["device"] = device
     where = params.get("device", "cpu")
@@ -404,9 +471,7 @@ def _read_layout(cls: type[FlowMixture], config_path: Path, device: str | None) 
             f"{config_path}: device {_short(where)} is not one of {', '.join(_DEVICE_TYPES)}; load the model "
             "with FlowMixture.load(path, device='cpu')."
         )
-    return _Layout(
-        params, family, kwargs, k, d, float(base_std), best, n_iter, names, scaling, subspace_dim, steps
-    )
+    return params
 
 
 def _read_header(tensors_path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -619,4 +684,11 @@ def _migrate(config: dict[str, Any], config_path: Path | None = None) -> dict[st
         config["base_std"] = params["base_std"]
         config["params"] = params
         config["format_version"] = 2
+    if config["format_version"] == 2:
+        # 0.2 before the settings were grouped (flowmix._params.MOVED).
+        if not isinstance(config.get("params"), dict):
+            problem = "its 'params' are not an object of estimator parameters"
+            raise _corrupt(config_path or Path(CONFIG_FILE), problem)
+        config["params"] = _params.from_format_2(config["params"])
+        config["format_version"] = 3
     return config

@@ -23,39 +23,60 @@ per epoch unless ``batch_order="per-restart"`` and ``shuffle_buffer=1024`` are p
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-_COMMON: dict[str, Any] = {
-    "flow": "maf",
+from flowmix.recipes import SingleFit, Training
+
+# How every preset trains (flowmix.recipes.SingleFit): means drawn from U(0, 1)^D, direct maximum
+# likelihood, the restart of lowest final loss, a fixed number of epochs.
+_TRAINING: dict[str, Any] = {
+    "init": "unit",
     "algorithm": "mle",
     "selection": "loss",
     "early_stopping": False,
-    "n_iter_no_change": 10,  # unused (no early stopping); the value the presets' checkpoints were keyed by
     "covariance_type": "diag",
-    "n_layers": 1,
-    "activation": "tanh",
-    "base_std": 0.1,
-    "preprocessing": "none",  # the paper min-max scales the toy sets itself and fits the data as given
-    "subspace_dim": None,  # the paper's flows model every pixel (or principal component)
-    "stable_e_steps": None,  # the paper trains a fixed number of epochs
-    "dequantize": None,  # the paper fits the data as given
-    "init": "unit",
-    "learning_rate": 1e-3,
     "n_init": 10,
+    "stable_e_steps": None,  # the paper trains a fixed number of epochs
+    "base_std": 0.1,
     "shuffle": True,
 }
+# One MAF layer of tanh units on every feature (the paper's flows model every pixel or component).
+_FLOW: dict[str, Any] = {"n_layers": 1, "activation": "tanh", "subspace_dim": None}
+_ESTIMATOR: dict[str, Any] = {
+    "flow": "maf",
+    "preprocessing": "none",  # the paper min-max scales the toy sets itself and fits the data as given
+    "dequantize": None,  # the paper fits the data as given
+    "learning_rate": 1e-3,
+}
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper-toy": {**_COMMON, "hidden_units": (10,), "n_epochs": 2000, "batch_size": 4000},
-    "paper-mnist": {**_COMMON, "hidden_units": (1024,), "n_epochs": 10, "batch_size": 4000},
-    "paper-fmnist": {**_COMMON, "hidden_units": (1024,), "n_epochs": 10, "batch_size": 3500},
-    "paper-cifar10": {**_COMMON, "hidden_units": (1024,), "n_epochs": 10, "batch_size": 1000},
-    "paper-pca": {**_COMMON, "hidden_units": (1024,), "n_epochs": 10, "batch_size": 1000},
+_FLOW_KEYS = {"hidden_units", *_FLOW}
+
+# Per preset: (hidden units, epochs, batch size).
+PRESETS: dict[str, tuple[tuple[int, ...], int, int]] = {
+    "paper-toy": ((10,), 2000, 4000),
+    "paper-mnist": ((1024,), 10, 4000),
+    "paper-fmnist": ((1024,), 10, 3500),
+    "paper-cifar10": ((1024,), 10, 1000),
+    "paper-pca": ((1024,), 10, 1000),
 }
 
 
-def preset_params(name: str) -> dict[str, Any]:
-    """A copy of the keyword arguments of preset ``name``."""
+def preset_params(name: str, **overrides: Any) -> dict[str, Any]:
+    """The FlowMixture keyword arguments of preset ``name``, with ``overrides``.
+
+    An override that names a field of :class:`flowmix.recipes.Training` or ``init`` changes the
+    preset's training; one that names an architecture key (``hidden_units``, ``n_layers``,
+    ``activation``, ``subspace_dim``) its flow_params; any other is an estimator parameter.
+    """
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-    return dict(PRESETS[name])
+    hidden, n_epochs, batch_size = PRESETS[name]
+    training_keys = {"init", *(f.name for f in dataclasses.fields(Training))}
+    training = {**_TRAINING, **{k: v for k, v in overrides.items() if k in training_keys}}
+    flow = {**_FLOW, "hidden_units": hidden, **{k: v for k, v in overrides.items() if k in _FLOW_KEYS}}
+    params = {**_ESTIMATOR, "n_epochs": n_epochs, "batch_size": batch_size}
+    params.update({k: v for k, v in overrides.items() if k not in training_keys | _FLOW_KEYS})
+    params["flow_params"] = {**flow, **(params.get("flow_params") or {})}
+    params["recipe"] = SingleFit(**training)
+    return params

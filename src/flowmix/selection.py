@@ -1,9 +1,9 @@
 """Selection rules: which restart of a fit is kept, one function per rule, by name.
 
 A rule sees the training result and the batched density, the training points and, where the
-estimator held some out (``selection="auto"`` or ``"validation"``), the validation points; it returns one score
-per restart (lower is better). Restarts that stopped on a non-finite loss are never kept. Rules
-never look at labels.
+estimator held some out (``selection="likelihood-or-cut"`` or ``"validation"``), the validation
+points; it returns one score per restart (lower is better). Restarts that stopped on a
+non-finite loss are never kept. Rules never look at labels.
 """
 
 from __future__ import annotations
@@ -14,18 +14,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowmix.density import MixtureOfFlows
-from flowmix.flows.base_distributions import full_normal_log_prob_columns
-from flowmix.init import (
-    SPECTRAL_MAX_POINTS,
+from flowmix.clustering import (
+    MAX_FIT_POINTS,
     SPECTRAL_NEIGHBOUR_CYCLE,
     SPECTRAL_NEIGHBOURS,
+    cluster_normals,
     fit_full_gmm,
+    knn_graph,
     one_hot,
     shrunk_covariances,
     spectral_embedding,
-    start_from_responsibilities,
+    subsample,
 )
+from flowmix.density import MixtureOfFlows
+from flowmix.flows.base_distributions import full_normal_log_prob_columns
 from flowmix.training import TrainResult, mean_nll, restart_labels
 
 Selection = Callable[[TrainResult, MixtureOfFlows, Tensor, "Tensor | None"], np.ndarray]
@@ -90,7 +92,7 @@ def multiscale_graph_cut(
     them; the average over the neighbourhood sizes that the spectral start cycles through depends
     less on one graph's accidents. On sparse sets the 20-neighbour graph bridges clusters that
     the smaller ones keep apart (two circles of 200 points in all), which blunts the average
-    there. Used by :func:`automatic`.
+    there. Used by :func:`likelihood_or_cut`.
     """
     return _mean_normalised_cut(density, train, SPECTRAL_NEIGHBOUR_CYCLE)
 
@@ -120,14 +122,11 @@ def normalised_cuts(
     >>> normalised_cuts(points, partitions, 2, (2,)).round(3).tolist()
     [0.0, 0.125, 1.0]
     """
-    from sklearn.neighbors import kneighbors_graph
-
     if n_components == 1 or len(points) < 3:
         return np.zeros(len(labels))
     scores = np.zeros(len(labels))
     for neighbours in neighbour_counts:
-        graph = kneighbors_graph(points, min(neighbours, len(points) - 1), include_self=False)
-        graph = (graph + graph.T).tocsr()
+        graph = knn_graph(points, neighbours)  # symmetric, without self-loops
         degree = np.asarray(graph.sum(axis=1)).ravel()
         rows, cols = graph.nonzero()
         k = min(neighbours, len(points) - 1)
@@ -151,13 +150,13 @@ def spectral_inertias(points: np.ndarray, labels: np.ndarray, n_components: int)
     """(R,) spectral clustering's objective for R partitions (R, N) of the points (N, D); lower is better.
 
     The mean squared distance of every point's row of the unit-normalised spectral embedding of
-    the 10-nearest-neighbour graph (:func:`flowmix.init.spectral_embedding`) to its cluster's mean
-    row: what spectral clustering's k-means step minimises. Unlike the normalised cut, it does
+    the 10-nearest-neighbour graph (:func:`flowmix.clustering.spectral_embedding`) to its
+    cluster's mean row: what spectral clustering's k-means step minimises. Unlike the normalised cut, it does
     not reward a partition that joins a small cluster to the end of a long one through the few
     edges between them (as an eye joined to a piece of the mouth on the paper's smile; see
     docs/user_guide/recipe.rst). A partition that leaves a component empty
     counts 4, the largest squared distance of unit vectors, per empty component. Sets above
-    ``SPECTRAL_MAX_POINTS`` are scored on a fixed random subsample.
+    ``MAX_FIT_POINTS`` are scored on a fixed random subsample.
 
     Examples
     --------
@@ -170,9 +169,7 @@ def spectral_inertias(points: np.ndarray, labels: np.ndarray, n_components: int)
     labels = np.asarray(labels)
     if n_components == 1 or len(points) <= max(n_components, 2):
         return np.zeros(len(labels))
-    subset = np.arange(len(points))
-    if len(points) > SPECTRAL_MAX_POINTS:
-        subset = np.sort(np.random.RandomState(0).choice(len(points), SPECTRAL_MAX_POINTS, replace=False))
+    subset = subsample(len(points), np.random.RandomState(0))
     embedding = spectral_embedding(points[subset], n_components, 0, SPECTRAL_NEIGHBOURS)
     scores = np.zeros(len(labels))
     for r, part in enumerate(labels[:, subset]):
@@ -198,20 +195,21 @@ def spectral_objective(
 
 
 # Held-out nats per point and dimension by which the best restart must beat a full-covariance
-# GMM before the "auto" rule trusts the graph cut. Below it the clusters are about Gaussian, and the
-# likelihood ranks partitions the way EM's restarts are ranked. Measured gains
+# GMM before the "likelihood-or-cut" rule trusts the graph cut. Below it the clusters are about
+# Gaussian, and the likelihood ranks partitions the way EM's restarts are ranked. Measured gains
 # (benchmarks/clustering_quality.py, seeds 0 and 1): 0.28-0.9 on rings, moons, spirals and the paper's
 # 2-D sets; at most 0.15 on iris, wine, breast cancer and the blobs.
 GAUSSIAN_GAIN = 0.2
-# Points a reference GMM is fitted on at most (a random subsample of larger sets).
-_GMM_MAX_POINTS = 20000
 
 
 def gmm_validation_likelihood(train: Tensor, validation: Tensor, n_components: int) -> float:
-    """Mean held-out log-likelihood of a full-covariance GMM fitted (seed 0) to the training points."""
+    """Mean held-out log-likelihood of a full-covariance GMM fitted (seed 0) to the training points.
+
+    Sets of more than ``MAX_FIT_POINTS`` points fit it to a fixed random subsample (in random order).
+    """
     points = train.T.double().cpu().numpy()
-    if len(points) > _GMM_MAX_POINTS:
-        points = points[np.random.RandomState(0).choice(len(points), _GMM_MAX_POINTS, replace=False)]
+    if len(points) > MAX_FIT_POINTS:
+        points = points[np.random.RandomState(0).choice(len(points), MAX_FIT_POINTS, replace=False)]
     gmm = fit_full_gmm(points, n_components, seed=0)
     return -np.inf if gmm is None else float(gmm.score(validation.T.double().cpu().numpy()))
 
@@ -231,19 +229,19 @@ def partition_gaussian_likelihood(
     """Minus the mean log-likelihood of the training points under each restart's partition made Gaussian.
 
     Every cluster of the restart's partition becomes a normal with the cluster's mean and
-    (shrunk, :func:`flowmix.init.shrunk_covariances`) covariance, weighted by its share, and the
-    Gaussian mixture's likelihood of all training points is the score: the rule that ranks
+    (shrunk, :func:`flowmix.clustering.shrunk_covariances`) covariance, weighted by its share, and
+    the Gaussian mixture's likelihood of all training points is the score: the rule that ranks
     partitions of Gaussian clusters, computed on every training point rather than on a few
     validation points, and blind to how far the flows overfit.
     """
     points = train.T.double().cpu()
     labels = restart_labels(density, train)
     assignments = one_hot(labels, density.n_components)
-    start = start_from_responsibilities(points.numpy(), assignments)
+    all_means, _, all_weights = cluster_normals(points.numpy(), assignments)
     k = density.n_components
     scores = []
     all_covariances = shrunk_covariances(points.numpy(), assignments)
-    for means, covariances, weights in zip(start.means, all_covariances, start.weights, strict=True):
+    for means, covariances, weights in zip(all_means, all_covariances, all_weights, strict=True):
         tril = torch.linalg.cholesky(torch.as_tensor(covariances))
         columns = points.T.expand(k, *points.T.shape)  # every component sees every point
         log_prob = full_normal_log_prob_columns(columns, torch.as_tensor(means, dtype=torch.float64), tril)
@@ -252,7 +250,7 @@ def partition_gaussian_likelihood(
     return np.asarray(scores)
 
 
-def automatic(
+def likelihood_or_cut(
     result: TrainResult, density: MixtureOfFlows, train: Tensor, validation: Tensor | None
 ) -> np.ndarray:
     """Multi-scale graph cut where flows beat a GMM clearly on held-out points, else the partitions' Gaussian fit.
@@ -277,13 +275,16 @@ def automatic(
 
 
 SELECTIONS: dict[str, Selection] = {
-    "auto": automatic,
+    "likelihood-or-cut": likelihood_or_cut,
     "loss": final_loss,
     "likelihood": training_likelihood,
     "validation": validation_likelihood,
     "graph-cut": graph_cut,
     "spectral": spectral_objective,
 }
+
+#: The rules that score restarts on held-out points: a fit selected by one holds points out.
+HELD_OUT_SELECTIONS = ("validation", "likelihood-or-cut")
 
 
 def select(

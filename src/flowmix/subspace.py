@@ -23,7 +23,9 @@ its cluster's probabilistic PCA.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,6 +204,26 @@ def explained_dim(
     cumulative = np.cumsum(eigenvalues, axis=-1) / np.maximum(total_variance, 1e-300)[..., None]
     mean_cumulative = np.tensordot(weights.ravel() / weights.sum(), cumulative.reshape(-1, n), 1)
     return int(min(np.searchsorted(mean_cumulative, share - 1e-12) + 1, n))
+
+
+#: The key of FlowMixture's ``flow_params`` that sets the components' subspaces, beside the flow
+#: family's architecture and options (it shapes each component's density as they do).
+PARAMS_KEY = "subspace_dim"
+DEFAULT_DIM = "auto"
+
+
+def split_flow_params(flow_params: Mapping[str, Any] | None) -> tuple[dict[str, Any], int | str | None]:
+    """(the flow family's architecture and options, the subspace setting) of a ``flow_params``.
+
+    Examples
+    --------
+    >>> split_flow_params({"n_bins": 4, "subspace_dim": None})
+    ({'n_bins': 4}, None)
+    >>> split_flow_params(None)
+    ({}, 'auto')
+    """
+    options = dict(flow_params or {})
+    return options, options.pop(PARAMS_KEY, DEFAULT_DIM)
 
 
 def largest_dim(requested: int | str | None, n_features: int) -> int:

@@ -1,14 +1,16 @@
-"""Per-column rescaling of features, fitted on one table and repeated on others.
+"""Per-column rescaling of a table, fitted on one table and repeated on others.
 
-The paper min-max rescales every toy set to [0, 1]; ``flowmix fit`` does the same to a user's
-table by default and stores the fitted offsets and spans beside the model, so that ``predict``
-and ``evaluate`` rescale new rows exactly as the training rows were. The fitted parameters are a
-plain JSON-able dict::
+The paper min-max rescales every toy set to [0, 1]. ``flowmix fit --scale`` does the same to a
+user's table (by default only with a paper preset, whose estimator fits the data as given) and
+stores the fitted offsets and spans beside the model, so that ``predict`` and ``evaluate``
+rescale new rows exactly as the training rows were. This is the data sets' and the command
+line's rescaling; the estimator's own (``FlowMixture(preprocessing=...)``) is
+:mod:`flowmix.preprocessing`. The fitted parameters are a plain JSON-able dict::
 
     {"scale": "minmax", "offset": [...], "span": [...]}   # x' = (x - offset) / span
 
 >>> X = np.array([[0.0, 10.0], [2.0, 30.0]])
->>> params = fit_scaling(X, "minmax")
+>>> params = fit_table_scaling(X, "minmax")
 >>> apply_scaling(X, params)
 array([[0., 0.],
        [1., 1.]], dtype=float32)
@@ -18,19 +20,20 @@ array([[0.5, 0.5]], dtype=float32)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["SCALINGS", "apply_scaling", "fit_scaling", "minmax_scale"]
+__all__ = ["SCALINGS", "apply_scaling", "fit_table_scaling", "minmax_scale"]
 
-#: Names accepted by :func:`fit_scaling`: min-max to [0, 1], zero mean and unit variance, or none.
+#: Names accepted by :func:`fit_table_scaling`: min-max to [0, 1], zero mean and unit variance, or none.
 SCALINGS = ("minmax", "standard", "none")
 
 
-def fit_scaling(X: ArrayLike, method: str) -> dict[str, Any]:
+def fit_table_scaling(X: ArrayLike, method: str) -> dict[str, Any]:
     """Fit the per-column rescaling ``method`` to ``X`` (N, D).
 
     Parameters
@@ -61,7 +64,7 @@ def fit_scaling(X: ArrayLike, method: str) -> dict[str, Any]:
 
 
 def apply_scaling(X: ArrayLike, params: Mapping[str, Any]) -> np.ndarray:
-    """Rescale ``X`` (N, D) with parameters from :func:`fit_scaling`.
+    """Rescale ``X`` (N, D) with parameters from :func:`fit_table_scaling`.
 
     Returns ``(X - offset) / span`` computed in float64 and returned as float32; a column whose span
     is 0 (constant when fitted) is only shifted, so it maps to 0 instead of dividing by 0. With
@@ -90,4 +93,18 @@ def minmax_scale(X: ArrayLike) -> np.ndarray:
     array([[0., 0.],
            [1., 0.]], dtype=float32)
     """
-    return apply_scaling(X, fit_scaling(X, "minmax"))
+    return apply_scaling(X, fit_table_scaling(X, "minmax"))
+
+
+def fit_scaling(X: ArrayLike, method: str) -> dict[str, Any]:
+    """Deprecated: use :func:`fit_table_scaling` (same arguments).
+
+    The old name clashed with :func:`flowmix.preprocessing.fit_scaling`, the estimator's, which
+    takes its arguments the other way round. It will be removed in a later release.
+    """
+    warnings.warn(
+        "flowmix.datasets.scaling.fit_scaling is renamed fit_table_scaling; the old name will be removed.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return fit_table_scaling(X, method)

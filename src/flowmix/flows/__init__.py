@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -17,13 +18,15 @@ import torch
 from flowmix.flows.base import StackedFlow
 from flowmix.flows.maf import StackedMAF
 from flowmix.flows.spline import StackedSplineFlow
+from flowmix.nn import ACTIVATIONS
 
 FLOW_FAMILIES: dict[str, type[StackedFlow]] = {
     StackedMAF.family: StackedMAF,
     StackedSplineFlow.family: StackedSplineFlow,
 }
 
-# Architecture arguments every family takes; the rest of a family's keywords are its flow_params.
+# Architecture arguments every family takes (None: the family's default), given in flow_params
+# beside the family's own options.
 _ARCHITECTURE = ("hidden_units", "n_layers", "activation")
 
 __all__ = ["FLOW_FAMILIES", "StackedFlow", "StackedMAF", "StackedSplineFlow", "family_defaults", "make_flow"]
@@ -51,15 +54,40 @@ def family_defaults(name: str) -> dict[str, Any]:
 
 
 def check_flow_params(name: str, flow_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``flow_params`` as a dict, or a ValueError naming the keywords family ``name`` accepts."""
-    params = dict(flow_params or {})
-    allowed = set(family_defaults(name)) - set(_ARCHITECTURE)
+    """``flow_params`` as a dict, or an error naming the keywords family ``name`` accepts.
+
+    They hold the architecture (``hidden_units``, ``n_layers``, ``activation``; None or missing:
+    the family's default) and the family's own options (a spline's ``n_bins``...).
+
+    Example:
+        >>> check_flow_params("spline", {"hidden_units": [32], "n_bins": 4})
+        {'hidden_units': (32,), 'n_bins': 4}
+    """
+    if flow_params is not None and not isinstance(flow_params, Mapping):
+        raise TypeError(f"flow_params must be a dict of options or None, got {flow_params!r}.")
+    params = {key: value for key, value in (flow_params or {}).items() if value is not None}
+    allowed = set(family_defaults(name))
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ValueError(
-            f"flow_params {unknown} are not options of flow={name!r}; it accepts {sorted(allowed) or 'none'} "
-            "(hidden_units, n_layers and activation are FlowMixture parameters of their own)."
+            f"flow_params {unknown} are not options of flow={name!r}; it accepts {sorted(allowed)}."
         )
+    hidden = params.get("hidden_units")
+    if isinstance(hidden, Integral):
+        raise TypeError(f"hidden_units must be a tuple of layer widths, e.g. ({hidden},), got {hidden!r}.")
+    if hidden is not None:
+        if (
+            isinstance(hidden, str)
+            or not hidden
+            or not all(isinstance(h, Integral) and h >= 1 for h in hidden)
+        ):
+            raise ValueError(f"hidden_units must be a non-empty tuple of positive integers, got {hidden!r}.")
+        params["hidden_units"] = tuple(int(h) for h in hidden)
+    layers = params.get("n_layers")
+    if layers is not None and (not isinstance(layers, Integral) or isinstance(layers, bool) or layers < 1):
+        raise ValueError(f"n_layers must be a positive integer, got {layers!r}.")
+    if params.get("activation") is not None and params["activation"] not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {params['activation']!r}.")
     return params
 
 
@@ -81,8 +109,7 @@ def make_flow(
         24
     """
     family = _family(name)
-    kwargs = check_flow_params(name, flow_params)
-    for key, value in zip(_ARCHITECTURE, (hidden_units, n_layers, activation), strict=True):
-        if value is not None:
-            kwargs[key] = tuple(value) if key == "hidden_units" else value
+    given = zip(_ARCHITECTURE, (hidden_units, n_layers, activation), strict=True)
+    architecture = {key: value for key, value in given if value is not None}
+    kwargs = check_flow_params(name, {**(flow_params or {}), **architecture})
     return family(n_stack, dim, generator=generator, **kwargs)

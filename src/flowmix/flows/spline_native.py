@@ -9,7 +9,8 @@ vectorised, multi-threaded kernels are faster, so large steps keep the torch ver
 The library is compiled on first use with the system's C compiler (``$CC``, else ``cc``) into
 flowmix's cache folder (``$FLOWMIX_CACHE_DIR``, else ``$XDG_CACHE_HOME/flowmix`` or
 ``~/.cache/flowmix``), named by a hash of the source, and reused after; ``make venv`` builds it
-(:func:`build_or_explain`).
+(:func:`build_or_explain`). The source is package data, so a flowmix installed from a wheel
+compiles it the same way, never writing to its own install folder (``make wheel-check``).
 Where it cannot be built, training falls back to the torch version (the same mathematics,
 slower on small data) with one warning that says why. ``FLOWMIX_NATIVE=0`` in the environment, or
 ``ENABLED = False`` here, selects the torch version.
@@ -30,21 +31,23 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from flowmix import _environment
+
 SOURCE = Path(__file__).with_name("spline_kernel.c")
 # Elements (stacked flows x dimensions x points) of one layer's step above which torch's own
 # vectorised kernels win (benchmarks/spline_step.py measures both).
 MAX_ELEMENTS = 1 << 15
 _FLAGS = ("-O2", "-shared", "-fPIC")
 # Whether training uses the compiled step where it applies (the torch version otherwise).
-ENABLED = os.environ.get("FLOWMIX_NATIVE", "1") != "0"
+ENABLED = _environment.native_kernels()
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64"}
 
 
 def cache_dir() -> Path:
     """Where compiled kernels are kept: the user's cache folder, or the temporary one where that is read-only."""
-    if "FLOWMIX_CACHE_DIR" in os.environ:
-        return Path(os.environ["FLOWMIX_CACHE_DIR"])
-    preferred = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flowmix"
+    if _environment.kernel_cache_dir() is not None:
+        return _environment.kernel_cache_dir()
+    preferred = _environment.user_cache_dir()
     fallback = Path(tempfile.gettempdir()) / f"flowmix-{os.getuid()}"
     try:
         preferred.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ from numpy.typing import ArrayLike
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-from flowmix.estimator import resolve_device
 from flowmix.paper import device_baselines
+from flowmix.validation import resolve_device
 
 __all__ = ["BASELINES", "BaselineResult", "gmm", "kmeans", "random_labels", "run_baseline"]
 

@@ -167,7 +167,15 @@ def compare_on_one_set(
     ds = get_dataset_config(name)
     data = (loader or load_dataset)(name)
     X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y)
-    model = FlowMixture(ds.k, random_state=seed, **(_QUICK_EPOCHS if quick else {}))
+    quick_settings = {}
+    if quick:
+        from flowmix.recipes import Candidates
+
+        quick_settings = {
+            "n_epochs": _QUICK_EPOCHS["n_epochs"],
+            "recipe": Candidates().with_settings(pretrain_epochs=_QUICK_EPOCHS["pretrain_epochs"]),
+        }
+    model = FlowMixture(ds.k, random_state=seed, **quick_settings)
     labels: dict[str, np.ndarray] = {}
     row: dict[str, Any] = {"dataset": name, "k": ds.k, "n_samples": len(X)}
     for method in METHODS:

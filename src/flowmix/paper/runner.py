@@ -104,14 +104,14 @@ OBJECTIVE_NAMES = {
     "gmm": "negative mean log-likelihood per sample",
     "random": None,
     "recipe": (
-        "selection score of the kept restart under the rule that kept it (normalised graph cut where "
-        "the diagonal fit ran, the partitions' Gaussian fit otherwise; see the record's bases)"
+        "selection score of the kept restart under the rule that kept it (the candidates recipe's: "
+        "the final training loss)"
     ),
 }
 # A quick run's flowmix default: a handful of epochs (recorded in the configuration).
 QUICK_RECIPE_EPOCHS = (5, 5)
 # FlowMixture parameters of the recipe that say where it runs, not what it computes.
-_RECIPE_NOT_RECORDED = frozenset({"n_components", "random_state", "device", "verbose", "checkpoint_dir"})
+_RECIPE_NOT_RECORDED = frozenset({"n_components", "random_state", "device", "verbose", "checkpoint"})
 
 Loader = Callable[[str], Any]
 Echo = Callable[[str], None]
@@ -302,22 +302,22 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
     if ds.features is not None:  # the features' settings (load_dataset's defaults, seed 1) are in the hash
         config["features"] = {"method": ds.features, "n_features": ds.k, "source": ds.source, "seed": 1}
     if method == "flows":
+        from flowmix.persistence import params_to_json
         from flowmix.presets import preset_params
 
-        params = preset_params(ds.preset)
+        overrides: dict[str, Any] = {"n_init": spec.n_runs}
         if quick:
             q = spec.quick_settings
-            params["n_epochs"] = q.toy_epochs if ds.is_toy else q.image_epochs
+            overrides["n_epochs"] = q.toy_epochs if ds.is_toy else q.image_epochs
             if not ds.is_toy:
-                params["hidden_units"] = tuple(q.image_hidden_units)
+                overrides["hidden_units"] = tuple(int(h) for h in q.image_hidden_units)
         if spec.epochs is not None:
-            params["n_epochs"] = spec.epochs
-        params["n_init"] = spec.n_runs
-        params["hidden_units"] = [int(h) for h in params["hidden_units"]]
+            overrides["n_epochs"] = spec.epochs
         if spec.batch_order != "shared":
-            params["batch_order"] = spec.batch_order
+            overrides["batch_order"] = spec.batch_order
         if spec.shuffle_buffer is not None:
-            params["shuffle_buffer"] = spec.shuffle_buffer
+            overrides["shuffle_buffer"] = spec.shuffle_buffer
+        params = params_to_json(preset_params(ds.preset, **overrides))
         config.update(
             preset=ds.preset,
             params=dict(sorted(params.items())),
@@ -326,14 +326,19 @@ def unit_config(ds: DatasetConfig, method: str, spec: GridSpec) -> dict[str, Any
         )
     elif method == "recipe":
         from flowmix import FlowMixture
+        from flowmix.persistence import params_to_json
+        from flowmix.recipes import Candidates
 
         # The recipe's every setting is in the configuration, so that a change of the default
         # recipe is a new experiment rather than a resumed one.
         recipe = {k: v for k, v in FlowMixture().get_params().items() if k not in _RECIPE_NOT_RECORDED}
-        epochs, pretrain = QUICK_RECIPE_EPOCHS if quick else (recipe["n_epochs"], recipe["pretrain_epochs"])
+        epochs, pretrain = QUICK_RECIPE_EPOCHS if quick else (recipe["n_epochs"], None)
         recipe["n_epochs"] = spec.recipe_epochs or epochs
-        recipe["pretrain_epochs"] = spec.recipe_pretrain_epochs or pretrain
-        config["params"] = jsonable(recipe)
+        if spec.recipe_pretrain_epochs or pretrain:  # the default recipe's pretraining, changed
+            recipe["recipe"] = Candidates().with_settings(
+                pretrain_epochs=spec.recipe_pretrain_epochs or pretrain
+            )
+        config["params"] = jsonable(params_to_json(recipe))
     elif method in ("kmeans", "gmm"):
         config["n_init"] = spec.quick_settings.baseline_n_init if quick else PAPER_BASELINE_N_INIT
         if spec.baselines_on_device:
@@ -430,7 +435,8 @@ def run_grid(
     out_dir : path
         Created if needed. Records, models, arrays and figures go under it.
     progress : bool, default True
-        tqdm bars (on stderr) over the runs of the grid, with an ETA, and over epochs of each fit.
+        Progress over the runs of the grid and over the epochs of each fit: tqdm bars with an ETA
+        when stderr is a terminal, otherwise one log line as each stage starts and ends.
     echo : callable, optional
         Receives one-line messages (skipped data sets, resumed runs); the library never prints.
     loader : callable, optional
@@ -491,7 +497,7 @@ def _run_share(
     spec: GridSpec, out: Path, progress: bool, echo: Echo | None, loader: Loader | None
 ) -> tuple[GridSummary, set[RecordKey]]:
     """Run the units of the grid that no other process has claimed; the summary and every planned key."""
-    from tqdm.auto import tqdm
+    from flowmix.progress import Progress
 
     say = echo or (lambda msg: logger.info("%s", msg))
     summary = GridSummary(out_dir=out)
@@ -542,7 +548,7 @@ def _run_share(
     if total:
         out.mkdir(parents=True, exist_ok=True)
     machine = machine_info(spec.device)
-    bar = tqdm(total=total, desc="runs", unit="run", disable=not progress or total == 0, dynamic_ncols=True)
+    bar = Progress(total, "runs", unit="run", verbose=progress and total > 0, dynamic_ncols=True)
     try:
         for ds, units in plan:
             if not any(todo for *_, todo in units):
@@ -652,7 +658,7 @@ def _checkpoint_dir(out: Path, ds: DatasetConfig, digest: str) -> Path:
 
 def check_device(device: str) -> None:
     """Raise ValueError unless ``device`` is a usable torch device (the estimator's own check)."""
-    from flowmix.estimator import resolve_device
+    from flowmix.validation import resolve_device
 
     resolve_device(device)
 
@@ -687,10 +693,9 @@ def _run_recipe(
 ) -> dict[str, Any]:
     """One run of flowmix's default recipe: ``FlowMixture(k, random_state=run)``, scored by its own selection."""
     from flowmix import FlowMixture
+    from flowmix.persistence import params_from_json
 
-    params = dict(config["params"])
-    if isinstance(params.get("hidden_units"), list):
-        params["hidden_units"] = tuple(params["hidden_units"])
+    params = params_from_json(config["params"])
     model = FlowMixture(k, random_state=run, device=device, **params)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -797,18 +802,16 @@ def _run_flows(
     import torch
 
     from flowmix import FlowMixture
+    from flowmix.options import Checkpointing
+    from flowmix.persistence import params_from_json
 
-    params = dict(config["params"])
-    params["hidden_units"] = tuple(params["hidden_units"])
+    params = params_from_json(config["params"])
     n_epochs = int(params["n_epochs"])
     runs = int(config["runs"])
     if not ds.is_toy and spec.checkpoint_seconds is not None:
         # Toy fits take seconds and record density snapshots of every epoch: not worth resuming.
-        params.update(
-            checkpoint_dir=_checkpoint_dir(out, ds, common["config_hash"]),
-            checkpoint_every_epochs=None,
-            checkpoint_every_seconds=spec.checkpoint_seconds,
-        )
+        folder = _checkpoint_dir(out, ds, common["config_hash"])
+        params["checkpoint"] = Checkpointing(folder, every_epochs=None, every_seconds=spec.checkpoint_seconds)
     # Labels in float64, as flowmix 0.1.0 and _restart_labels compute them (not a config: no hash).
     model = FlowMixture(
         ds.k,
@@ -860,23 +863,38 @@ def _run_flows(
         "warnings": warns,
         "finished_at": _now(),
     }
-    if error is not None:
-        return [
-            {
-                **base,
-                "run": r,
-                "restart": r,
-                "objective": None,
-                "diverged": True,
-                "error": error,
-                "metrics": None,
-            }
-            for r in range(runs)
-        ]
+    if error is not None:  # every restart diverged
+        fields = {"objective": None, "diverged": True, "error": error, "metrics": None}
+        return [{**base, "run": r, "restart": r, **fields} for r in range(runs)]
 
+    records = _restart_records(ds, model, y, state["labels"], base, runs)
+    best = int(model.best_restart_)
+    if spec.save_models if spec.save_models is not None else ds.is_toy:
+        model.save(out / "models" / ds.name)
+        experiment = {
+            "dataset": ds.name,
+            "config_hash": common["config_hash"],
+            "best_restart": best,
+            "config": config,
+        }
+        _write_json(out / "models" / ds.name / "experiment.json", experiment)
+    if ds.is_toy and snapshots:
+        losses = np.asarray(model.losses_, dtype=np.float64)
+        _toy_artifacts(ds, X, xx, yy, snapshots, losses, best, out, common["config_hash"])
+    return records
+
+
+def _restart_records(
+    ds: DatasetConfig,
+    model: Any,
+    y: np.ndarray,
+    all_labels: np.ndarray | None,
+    base: dict[str, Any],
+    runs: int,
+) -> list[dict[str, Any]]:
+    """One record per restart of a fitted preset: its final objective and, where known, its labels' scores."""
     losses = np.asarray(model.losses_, dtype=np.float64)
     best = int(model.best_restart_)
-    all_labels = state["labels"]
     records = []
     for r in range(runs):
         final = losses[r, -1]
@@ -906,22 +924,6 @@ def _run_flows(
         else:
             record["metrics"] = None
         records.append(record)
-
-    save = spec.save_models if spec.save_models is not None else ds.is_toy
-    if save:
-        model_dir = out / "models" / ds.name
-        model.save(model_dir)
-        _write_json(
-            model_dir / "experiment.json",
-            {
-                "dataset": ds.name,
-                "config_hash": common["config_hash"],
-                "best_restart": best,
-                "config": config,
-            },
-        )
-    if ds.is_toy and snapshots:
-        _toy_artifacts(ds, X, xx, yy, snapshots, losses, best, out, common["config_hash"])
     return records
 
 

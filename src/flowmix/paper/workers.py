@@ -75,9 +75,13 @@ def threads_per_job(jobs: int) -> int:
 
 
 def _set_threads(threads: int) -> None:
+    """A worker's start: its torch threads, and freed tensor memory kept (the process is flowmix's)."""
     import torch
 
+    from flowmix._memory import enable_for_process
+
     torch.set_num_threads(threads)
+    enable_for_process()
 
 
 @contextmanager

@@ -83,6 +83,44 @@ def _parse_name(name: str, pca: int | None) -> tuple[str, int | None]:
     return base, k
 
 
+def _image_files(base: str, spec: Any, roots: Any, where: dict[str, Any]) -> tuple[Any, Any, Any, str]:
+    """(read the labels, read the images, the files' sources, a description) of image set ``base``.
+
+    The files are located and verified here; reading them (the slow part) is left to the callers.
+    """
+    if base == "cifar10":
+        npz, sources = images.locate_cifar10(roots, **where)
+
+        def read_labels() -> tuple[np.ndarray, int]:
+            return images.read_cifar_npz_labels(npz), spec.n_features
+
+        def read_images() -> tuple[np.ndarray, np.ndarray]:
+            return images.read_cifar_npz(npz)
+
+        desc = (
+            "CIFAR-10 (cifar-10/cifar10.npz, or converted from cifar-10-python.tar.gz): 50000 train then "
+            "10000 test images, each flattened in (row, column, channel) RGB order as Keras' "
+            "cifar10.load_data(), pixels / 255 as float32"
+        )
+    else:
+        paths, sources = images.locate_idx_files(spec.folder or base, roots, **where)
+        classes = range(5) if base == "mnist5" else None
+
+        def read_labels() -> tuple[np.ndarray, int]:
+            return images.read_idx_set_labels(paths, classes=classes)
+
+        def read_images() -> tuple[np.ndarray, np.ndarray]:
+            return images.read_idx_set(paths, classes=classes)
+
+        which = "MNIST" if spec.folder == "mnist" else "Fashion-MNIST"
+        subset = ", only digits 0-4" if base == "mnist5" else ""
+        desc = (
+            f"{which} ({spec.folder}/*-idx*-ubyte.gz): 60000 train then 10000 test images{subset}, "
+            "28x28 flattened row by row, pixels / 255 as float32"
+        )
+    return read_labels, read_images, sources, desc
+
+
 def load_dataset(
     name: str,
     *,
@@ -148,11 +186,9 @@ def load_dataset(
     Raises
     ------
     ValueError
-        Unknown name, bad ``pca``, ``preprocessing``, ``features`` or ``n_features``, or a
-        combination that does not exist (these options on a toy set; ``pca`` with either).
+        Unknown name, bad options, or options that do not combine (any on a toy set).
     DatasetError
-        (a ValueError) A data file is missing with downloads off, fails its checksum, is
-        malformed, or could not be downloaded.
+        (a ValueError) A data file is missing, damaged, or could not be downloaded.
 
     Examples
     --------
@@ -171,36 +207,7 @@ def load_dataset(
     # projection skips (its key needs only the files' checksums and the number of labelled rows).
     roots = data_roots(data_dir, cache_dir)
     where = {"download": download, "mirrors": mirrors, "what": base, "progress": progress}
-    if base == "cifar10":
-        npz, sources = images.locate_cifar10(roots, **where)
-
-        def read_labels() -> tuple[np.ndarray, int]:
-            return images.read_cifar_npz_labels(npz), spec.n_features
-
-        def read_images() -> tuple[np.ndarray, np.ndarray]:
-            return images.read_cifar_npz(npz)
-
-        desc = (
-            "CIFAR-10 (cifar-10/cifar10.npz, or converted from cifar-10-python.tar.gz): 50000 train then "
-            "10000 test images, each flattened in (row, column, channel) RGB order as Keras' "
-            "cifar10.load_data(), pixels / 255 as float32"
-        )
-    else:
-        paths, sources = images.locate_idx_files(spec.folder or base, roots, **where)
-        classes = range(5) if base == "mnist5" else None
-
-        def read_labels() -> tuple[np.ndarray, int]:
-            return images.read_idx_set_labels(paths, classes=classes)
-
-        def read_images() -> tuple[np.ndarray, np.ndarray]:
-            return images.read_idx_set(paths, classes=classes)
-
-        which = "MNIST" if spec.folder == "mnist" else "Fashion-MNIST"
-        subset = ", only digits 0-4" if base == "mnist5" else ""
-        desc = (
-            f"{which} ({spec.folder}/*-idx*-ubyte.gz): 60000 train then 10000 test images{subset}, "
-            "28x28 flattened row by row, pixels / 255 as float32"
-        )
+    read_labels, read_images, sources, desc = _image_files(base, spec, roots, where)
     if k is None and features is None:
         X, y = read_images()
         if preprocessing is None:
@@ -209,20 +216,54 @@ def load_dataset(
         return Dataset(X, y, f"{base}_{preprocessing}", spec.class_names, desc + _PREPROCESSED[preprocessing])
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if features is not None:
-        y, n_pixels = read_labels()
-        where = {"sources": sources, "preprocessing": preprocessing, "seed": seed}
-        Z = _features.cached_features(cache, base, features, dim, shape=(len(y), n_pixels), **where)
-        if Z is None:
-            X, y = read_images()
-            X = _features.preprocess_pixels(X, preprocessing, seed=seed)
-            Z = _features.learned_features(
-                X, features, dim, name=base, cache_dir=cache, verbose=bool(progress), **where
-            )
-        if preprocessing is not None:
-            desc += _PREPROCESSED[preprocessing]
-        desc += f"; then {features} features of dimension {dim} (seed {seed}; flowmix.paper.data.features)"
-        return Dataset(Z, y, f"{base}_{features}{dim}", spec.class_names, desc)
+        learned = {"preprocessing": preprocessing, "seed": seed, "progress": progress}
+        return _learned_dataset(
+            base, spec, features, dim, cache, sources, read_labels, read_images, desc, **learned
+        )
+    return _pca_dataset(base, spec, k, cache, sources, read_labels, read_images, desc)
 
+
+_PREPROCESSED = {
+    "logit": "; then dequantised with U(0, 1) noise on the 256 levels and logit-transformed (alpha 1e-6)",
+    "standard": "; then every pixel column standardised to zero mean and unit variance",
+}
+
+
+def _learned_dataset(
+    base: str,
+    spec: Any,
+    features: str,
+    dim: int,
+    cache: Path,
+    sources: Any,
+    read_labels: Any,
+    read_images: Any,
+    desc: str,
+    *,
+    preprocessing: str | None,
+    seed: int,
+    progress: bool | None,
+) -> Dataset:
+    """Image set ``base`` as ``dim`` learned features (flowmix.paper.data.features; cached)."""
+    y, n_pixels = read_labels()
+    where = {"sources": sources, "preprocessing": preprocessing, "seed": seed}
+    Z = _features.cached_features(cache, base, features, dim, shape=(len(y), n_pixels), **where)
+    if Z is None:
+        X, y = read_images()
+        X = _features.preprocess_pixels(X, preprocessing, seed=seed)
+        Z = _features.learned_features(
+            X, features, dim, name=base, cache_dir=cache, verbose=bool(progress), **where
+        )
+    if preprocessing is not None:
+        desc += _PREPROCESSED[preprocessing]
+    desc += f"; then {features} features of dimension {dim} (seed {seed}; flowmix.paper.data.features)"
+    return Dataset(Z, y, f"{base}_{features}{dim}", spec.class_names, desc)
+
+
+def _pca_dataset(
+    base: str, spec: Any, k: int, cache: Path, sources: Any, read_labels: Any, read_images: Any, desc: str
+) -> Dataset:
+    """Image set ``base`` projected on its ``k`` leading principal components (cached)."""
     from flowmix.paper.data.pca import PCA_RANDOM_STATE, cached_projection, pca_project
 
     desc += (
@@ -236,12 +277,6 @@ def load_dataset(
         X, y = read_images()
         Z = pca_project(X, k, name=base, sources=sources, cache_dir=cache)
     return Dataset(Z, y, out_name, spec.class_names, desc)
-
-
-_PREPROCESSED = {
-    "logit": "; then dequantised with U(0, 1) noise on the 256 levels and logit-transformed (alpha 1e-6)",
-    "standard": "; then every pixel column standardised to zero mean and unit variance",
-}
 
 
 def _check_learned(

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from flowmix.progress import Progress
 
 __all__ = ["AUTOENCODER_HIDDEN", "Autoencoder", "encode", "fit_autoencoder", "train_autoencoder"]
 
@@ -98,7 +99,7 @@ def fit_autoencoder(
         network on the same machine.
     device : str, default "cpu"
     verbose : bool, default False
-        Show a progress bar with the reconstruction error.
+        Show the progress with the reconstruction error (a bar on a terminal, else two log lines).
 
     Returns
     -------
@@ -113,19 +114,20 @@ def fit_autoencoder(
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     n = data.shape[0]
     losses = np.zeros(n_epochs)
-    bar = tqdm(range(n_epochs), desc="autoencoder", unit="epoch", disable=not verbose, leave=False)
-    for epoch in bar:
-        order = torch.randperm(n, generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for start in range(0, n, batch_size):
-            batch = data[order[start : start + batch_size]]
-            loss = torch.nn.functional.mse_loss(model(batch), batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * batch.shape[0]
-        losses[epoch] = float(total) / n
-        bar.set_postfix(mse=f"{losses[epoch]:.5f}")
+    with Progress(n_epochs, "autoencoder", unit="epoch", verbose=verbose, leave=False) as bar:
+        for epoch in range(n_epochs):
+            order = torch.randperm(n, generator=generator).to(device)
+            total = torch.zeros((), device=device)
+            for start in range(0, n, batch_size):
+                batch = data[order[start : start + batch_size]]
+                loss = torch.nn.functional.mse_loss(model(batch), batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * batch.shape[0]
+            losses[epoch] = float(total) / n
+            bar.update()
+            bar.set_postfix(mse=f"{losses[epoch]:.5f}")
     return model.eval(), losses
 
 

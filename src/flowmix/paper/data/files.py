@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from flowmix import _environment
 from flowmix._io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,7 @@ _TIMEOUT_S = 60.0
 
 def default_cache_dir() -> Path:
     """The per-user cache folder: ``$XDG_CACHE_HOME/flowmix``, else ``~/.cache/flowmix``."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "flowmix"
+    return _environment.user_cache_dir()
 
 
 def data_roots(
@@ -120,9 +119,8 @@ def data_roots(
     roots: list[Path] = []
     if data_dir is not None:
         roots.append(Path(data_dir).expanduser())
-    env = os.environ.get("FLOWMIX_DATA")
-    if env:
-        roots.append(Path(env).expanduser())
+    if _environment.data_dir() is not None:
+        roots.append(_environment.data_dir())
     roots.append(Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir())
     unique: list[Path] = []
     for root in roots:
@@ -133,8 +131,7 @@ def data_roots(
 
 def download_allowed(download: bool) -> bool:
     """``download`` unless the environment variable ``FLOWMIX_NO_DOWNLOAD`` is set to a true value."""
-    env = os.environ.get("FLOWMIX_NO_DOWNLOAD", "").strip().lower()
-    return download and env not in {"1", "true", "yes", "on"}
+    return download and not _environment.downloads_refused()
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -193,8 +190,7 @@ def mirror_urls(relpath: str, mirrors: Sequence[str] | None = None) -> list[str]
     only those bases are tried. Without either, the canonical :data:`MIRRORS` are used.
     """
     if mirrors is None:
-        env = os.environ.get("FLOWMIX_MIRROR", "").split()
-        mirrors = env or None
+        mirrors = _environment.mirrors()
     if mirrors is not None:
         return [base.rstrip("/") + "/" + relpath for base in mirrors]
     folder, _, name = relpath.partition("/")
