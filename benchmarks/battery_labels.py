@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchsuite  # noqa: E402
+import benchsuite
 
-from flowmix import FlowMixture  # noqa: E402
+from flowmix import FlowMixture
 
 
 def key(name: str, seed: int) -> str:

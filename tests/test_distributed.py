@@ -28,7 +28,8 @@ from flowmix.recipes import Candidates, SingleFit
 
 mode, out, algorithm, flow, batch_order = sys.argv[1:6]
 X, _ = make_moons(400, noise=0.05, random_state=0)
-recipe = SingleFit(algorithm=algorithm if algorithm != "default" else "hard-em", n_init=3, pretrain_epochs=4, selection="likelihood", batch_order=batch_order,
+recipe = SingleFit(algorithm=algorithm if algorithm != "default" else "hard-em", n_init=3, pretrain_epochs=4,
+                   selection="likelihood", batch_order=batch_order,
                    shuffle_buffer=64 if batch_order == "per-restart" else None)
 settings = dict(n_epochs=8, batch_size=96, random_state=0, flow=flow, recipe=recipe)
 if algorithm == "default":  # the candidates recipe, its restarts all from the partition it keeps

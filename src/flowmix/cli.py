@@ -464,7 +464,8 @@ def _plot_clusters(model: Any, X: np.ndarray, names: list[str] | None, path: str
     help="Also draw the clusters to this image (.png, .pdf, .svg, ...): 2-D data with the mixture's "
     "density contours, wider data on its two leading principal components. Needs matplotlib.",
 )
-@click.option("--verbose", "-v", is_flag=True, help="Show progress: a bar with the loss on a terminal, one log line per stage otherwise.")  # fmt: skip
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show progress: a bar with the loss on a terminal, one log line per stage otherwise.")  # fmt: skip
 def fit(
     file: str,
     k: int,
