@@ -48,7 +48,16 @@ def test_lazy_names_still_resolve():
 
     assert FlowMixture is Estimator and flowmix.FlowMixture is Estimator
     assert load_dataset is direct
-    assert set(flowmix.__all__) == {"FlowMixture", "__version__", "load_dataset"}
+    assert set(flowmix.__all__) == {
+        "Checkpointing",
+        "EarlyStopping",
+        "FlowMixture",
+        "__version__",
+        "load_dataset",
+    }
+    from flowmix import Checkpointing, EarlyStopping, options
+
+    assert Checkpointing is options.Checkpointing and EarlyStopping is options.EarlyStopping
     assert set(flowmix.__all__) <= set(dir(flowmix))
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         _ = flowmix.nope

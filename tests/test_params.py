@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs, make_moons
 
 from flowmix import Checkpointing, EarlyStopping, FlowMixture, _params
 from flowmix.init import INITIALISATIONS
-from flowmix.recipes import AUTO_INIT, Candidates, SingleFit, resolve
+from flowmix.recipes import AUTO_INIT, Candidates, SingleFit, from_json, resolve
 
 X, _ = make_moons(200, noise=0.05, random_state=0)
 
@@ -100,3 +100,17 @@ def test_the_candidates_recipe_honours_n_init():
     assert resolve("auto", {**FlowMixture(2).get_params(), "n_init": 4}).max_restarts == 4
     assert resolve("auto", FlowMixture(2).get_params()).max_restarts == 1
     assert resolve("single", FlowMixture(2).get_params()).max_restarts == 3
+
+
+def test_format_2_parameters_of_the_default_recipe_keep_its_training():
+    """A format-2 file of the default recipe: its pretraining kept, its ignored n_init no longer given."""
+    old = {"n_components": 2, "recipe": "auto", "init": "auto", "selection": "auto", "covariance_type": "auto",
+           "pretrain_epochs": 20, "stable_e_steps": 3, "n_init": 3, "hidden_units": None}  # fmt: skip
+    new = _params.from_format_2(old)
+    assert new["n_init"] == "auto" and new["flow_params"] is None
+    recipe = from_json(new["recipe"])
+    assert isinstance(recipe, Candidates)
+    assert recipe.shapes.pretrain_epochs == recipe.gaussian.pretrain_epochs == 20
+    assert (
+        _params.from_format_2({**old, "pretrain_epochs": 100})["recipe"] == "auto"
+    )  # the defaults: no object

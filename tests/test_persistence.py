@@ -248,7 +248,7 @@ def test_format_2_files_still_load_with_their_settings_regrouped(data, tmp_path)
     loaded = FlowMixture.load(path)
     np.testing.assert_array_equal(loaded.score_samples(data), model.score_samples(data))
     assert loaded.flow_params == {
-        "hidden_units": [8],
+        "hidden_units": (8,),
         "n_layers": 2,
         "activation": "relu",
         "subspace_dim": "auto",

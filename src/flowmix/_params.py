@@ -29,7 +29,8 @@ from flowmix.inference import torch_inference_dtype
 from flowmix.init import INITIALISATIONS
 from flowmix.options import Checkpointing, EarlyStopping
 from flowmix.preprocessing import PREPROCESSINGS
-from flowmix.recipes import RECIPES, Recipe
+from flowmix.recipes import RECIPES, Candidates, Recipe, Training
+from flowmix.recipes import to_json as recipes_to_json
 from flowmix.subspace import PARAMS_KEY as SUBSPACE_KEY
 from flowmix.subspace import split_flow_params
 from flowmix.training import ALGORITHMS
@@ -188,7 +189,7 @@ SETTINGS: dict[str, Setting] = {
     "device": Setting("cpu", _check_device, fingerprinted=False),
     # Read when predicting; models saved before it existed predicted in float64.
     "inference_dtype": Setting(
-        "float32", _one_of(("float32", "float64")), fingerprinted=False, since="0.2", before="float64"
+        "float32", _check_inference_dtype, fingerprinted=False, since="0.2", before="float64"
     ),
     # A budget; where it makes batch_size="auto" smaller, the smaller batch is fingerprinted.
     "max_memory": Setting("auto", _or_auto(_positive_int), fingerprinted=False, since="0.2"),
@@ -309,7 +310,13 @@ def from_format_2(saved: Mapping[str, Any]) -> dict[str, Any]:
         or new.get("init", "auto") != "auto"
         or new.get("covariance_type", "auto") != "auto"
     )
+    kept = {k: v for k, v in training.items() if not (k == "selection" and v == "auto")}
     if new.get("recipe", "auto") in ("auto", "single") and explicit:
-        kept = {k: v for k, v in training.items() if not (k == "selection" and v == "auto")}
         new["recipe"] = {"name": "single", **kept}
+    elif new.get("recipe", "auto") in ("auto", "candidates"):
+        new["n_init"] = "auto"  # the candidates recipe trained one restart whatever n_init said
+        defaults = Training()
+        changed = {k: v for k, v in kept.items() if k != "selection" and getattr(defaults, k) != v}
+        if changed:  # its trainings' settings, as they were
+            new["recipe"] = recipes_to_json(Candidates().with_settings(**changed))
     return new

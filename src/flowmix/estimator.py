@@ -8,6 +8,7 @@ constraints live in :mod:`flowmix._params`; inference in :mod:`flowmix.inference
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -464,3 +465,12 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+# Introspection (scikit-learn's get_params and checks, the documentation) shows the parameters only:
+# ``**moved`` exists to name the new spelling of a parameter of an earlier version.
+FlowMixture.__init__.__signature__ = inspect.signature(FlowMixture.__init__).replace(
+    parameters=[
+        p for p in inspect.signature(FlowMixture.__init__).parameters.values() if p.kind != p.VAR_KEYWORD
+    ]
+)

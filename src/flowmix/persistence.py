@@ -136,6 +136,11 @@ def params_to_json(params: dict[str, Any]) -> dict[str, Any]:
 def params_from_json(params: dict[str, Any]) -> dict[str, Any]:
     """The estimator parameters that :func:`params_to_json` wrote (of the current format version)."""
     params = dict(params)
+    if isinstance((params.get("flow_params") or {}).get("hidden_units"), list):  # JSON has no tuples
+        params["flow_params"] = {
+            **params["flow_params"],
+            "hidden_units": tuple(params["flow_params"]["hidden_units"]),
+        }
     if isinstance(params.get("early_stopping"), dict):
         params["early_stopping"] = EarlyStopping(**params["early_stopping"])
     if "recipe" in params:
