@@ -413,7 +413,8 @@ def _plot_clusters(model: Any, X: np.ndarray, names: list[str] | None, path: str
     "--n-init",
     type=int,
     default=None,
-    help="With --preset: restarts trained together, the best kept. (The default recipe trains one start.)",
+    help="Restarts trained together, the best kept (default: the preset's; the default recipe trains one "
+    "from the start it keeps).",
 )
 @click.option(
     "--label-column",
