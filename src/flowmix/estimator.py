@@ -27,7 +27,6 @@ from flowmix import _params, persistence
 from flowmix.density import MixtureOfFlows
 from flowmix.dequantization import jittered, lattice_steps, snap_to_lattice
 from flowmix.distributed import distribution_for
-from flowmix.fitted import FittedMixture
 from flowmix.fitting import Trainer
 from flowmix.inference import in_dtype, joint_log_prob, torch_inference_dtype
 from flowmix.memory_budget import plan_fit, resolve_budget
@@ -369,16 +368,16 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
             callback_every=callback_every,
         )
         outcome = recipe.run(Data(seen, self.n_components, seed, trainer.can_hold_out), trainer)
-        self._store(outcome.fitted)
+        self._store(outcome.fitted.attributes())
         self.recipe_ = recipe
         self.recipe_trace_ = outcome.trace
         self.feature_scaling_ = scaling
         self.dequantization_steps_ = steps
         return self
 
-    def _store(self, fitted: FittedMixture) -> None:
-        """Set the fitted attributes from ``fitted`` (a fit's or a model file's)."""
-        for name, value in fitted.attributes().items():
+    def _store(self, attributes: Mapping[str, Any]) -> None:
+        """Set the fitted attributes (names without their trailing underscore) of a fit or a model file."""
+        for name, value in attributes.items():
             setattr(self, f"{name}_", value)
 
     def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
@@ -456,9 +455,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """Read a model written by :meth:`save` (safetensors + JSON; nothing is unpickled)."""
         saved = persistence.load_model(path, device)
         model = cls(**saved.params)
-        model._store(saved.fitted)
-        for name, value in saved.attributes.items():
-            setattr(model, f"{name}_", value)
+        model._store({**saved.fitted.attributes(), **saved.attributes})
         return model
 
     def __sklearn_tags__(self):
@@ -469,8 +466,7 @@ class FlowMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
 # Introspection (scikit-learn's get_params and checks, the documentation) shows the parameters only:
 # ``**moved`` exists to name the new spelling of a parameter of an earlier version.
-FlowMixture.__init__.__signature__ = inspect.signature(FlowMixture.__init__).replace(
-    parameters=[
-        p for p in inspect.signature(FlowMixture.__init__).parameters.values() if p.kind != p.VAR_KEYWORD
-    ]
+_signature = inspect.signature(FlowMixture.__init__)
+FlowMixture.__init__.__signature__ = _signature.replace(
+    parameters=[p for p in _signature.parameters.values() if p.kind != p.VAR_KEYWORD]
 )
